@@ -1,0 +1,29 @@
+// The file-system seam (LevelDB's Env idea): everything that writes model files goes
+// through a FileEnv so tests can inject a full disk or a crash point. Reads use mmap
+// directly (see SafetensorsFile).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace amalgam {
+
+// A file open for writing at arbitrary offsets (pwrite); thread-safe for disjoint ranges.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual void write_at(uint64_t offset, const void* data, size_t n) = 0;  // throws Error(Io)
+  virtual void sync() = 0;
+  virtual void close() = 0;
+};
+
+class FileEnv {
+ public:
+  virtual ~FileEnv() = default;
+  virtual std::unique_ptr<WritableFile> create(const std::string& path) = 0;
+  // The real file system. Not owned by the caller.
+  static FileEnv* posix();
+};
+
+}  // namespace amalgam

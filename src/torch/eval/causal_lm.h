@@ -1,0 +1,64 @@
+// Decoder-only language models of the families amalgam evaluates, as a *functional*
+// forward: weights are passed in as a map of Hugging Face tensor names to torch tensors,
+// so the zoo can train them (tensors with requires_grad), the optimizer can
+// differentiate through merge coefficients, and a merge held in memory is evaluated
+// without being written. Supported: LlamaForCausalLM, MistralForCausalLM,
+// Qwen2ForCausalLM, GPT2LMHeadModel.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace amalgam {
+
+class ModelDir;
+
+enum class Architecture { Llama, Mistral, Qwen2, GPT2 };
+
+struct ModelConfig {
+  Architecture arch = Architecture::Llama;
+  int64_t vocab_size = 0, hidden_size = 0, num_layers = 0, num_heads = 0, num_kv_heads = 0;
+  int64_t intermediate_size = 0, max_position_embeddings = 2048, head_dim = 0;
+  double rope_theta = 10000.0, rms_norm_eps = 1e-6, layer_norm_eps = 1e-5;
+  nlohmann::json rope_scaling;  // null or the config's object (llama3, linear, dynamic)
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // Qwen2: true for q/k/v
+  std::optional<int64_t> sliding_window;
+  std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
+
+  // Throws Error(Input) listing the supported architectures for an unknown one.
+  static ModelConfig from_json(const nlohmann::json& config, const std::string& label);
+};
+
+using WeightMap = std::unordered_map<std::string, torch::Tensor>;
+
+// Per-layer key/value cache for incremental decoding.
+struct KVCache {
+  std::vector<torch::Tensor> keys, values;  // per layer [B, kv_heads, T, head_dim]
+  int64_t length() const;
+};
+
+// Loads every tensor of a model directory, converted to `dtype` (f32 or bf16).
+WeightMap load_weights(const ModelDir& model, torch::Dtype dtype);
+
+// input_ids [B, T] (int64), attention_mask [B, T] (1 = real token, 0 = padding; left or
+// right padding). Returns logits [B, T, vocab] in f32. With `cache`, input_ids are the
+// new tokens only and the cache is extended.
+torch::Tensor forward(const ModelConfig& config, const WeightMap& weights,
+                      const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                      KVCache* cache = nullptr);
+
+// Greedy decoding of one prompt batch until a stop string, EOS or max_new_tokens.
+// Returns the generated ids per row (prompt excluded).
+std::vector<std::vector<int64_t>> generate_greedy(const ModelConfig& config,
+                                                  const WeightMap& weights,
+                                                  const std::vector<std::vector<int64_t>>& prompts,
+                                                  int64_t max_new_tokens,
+                                                  std::optional<int64_t> eos_id);
+
+}  // namespace amalgam
