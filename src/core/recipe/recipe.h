@@ -60,7 +60,11 @@ struct Recipe {
   std::optional<std::string> tokenizer_source;  // legacy key
   std::optional<TokenizerSpec> tokenizer;       // current key
   std::optional<std::string> chat_template;
+  // Lines of the optional keys above (0 when absent), for the planner's messages.
+  int dtype_line = 0, out_dtype_line = 0, tokenizer_line = 0, parameters_line = 0;
   bool uses_slices() const { return !slices.empty(); }
+  // "PATH:LINE: " prefix used by every recipe error message.
+  std::string where(int line) const;
 };
 
 Recipe parse_recipe_file(const std::string& path);
