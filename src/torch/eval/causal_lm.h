@@ -6,6 +6,7 @@
 // Qwen2ForCausalLM, GPT2LMHeadModel.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -30,6 +31,10 @@ struct ModelConfig {
   bool attention_bias = false;  // Qwen2: true for q/k/v
   std::optional<int64_t> sliding_window;
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
+  std::string hidden_act = "silu";  // Llama family MLP activation; GPT-2: gelu_new
+
+  int64_t kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : num_heads; }
+  int64_t dim_per_head() const { return head_dim > 0 ? head_dim : hidden_size / num_heads; }
 
   // Throws Error(Input) listing the supported architectures for an unknown one.
   static ModelConfig from_json(const nlohmann::json& config, const std::string& label);
@@ -40,6 +45,7 @@ using WeightMap = std::unordered_map<std::string, torch::Tensor>;
 // Per-layer key/value cache for incremental decoding.
 struct KVCache {
   std::vector<torch::Tensor> keys, values;  // per layer [B, kv_heads, T, head_dim]
+  torch::Tensor mask;                       // [B, T] attention mask of the cached tokens
   int64_t length() const;
 };
 
@@ -48,7 +54,10 @@ WeightMap load_weights(const ModelDir& model, torch::Dtype dtype);
 
 // input_ids [B, T] (int64), attention_mask [B, T] (1 = real token, 0 = padding; left or
 // right padding). Returns logits [B, T, vocab] in f32. With `cache`, input_ids are the
-// new tokens only and the cache is extended.
+// new tokens only and the cache is extended; attention_mask then covers either the new
+// tokens only or the cached plus the new tokens. Position ids are cumsum(mask) - 1, so a
+// left-padded row sees the same positions as the unpadded one. Logits at padding
+// positions are finite but meaningless.
 torch::Tensor forward(const ModelConfig& config, const WeightMap& weights,
                       const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                       KVCache* cache = nullptr);
@@ -60,5 +69,26 @@ std::vector<std::vector<int64_t>> generate_greedy(const ModelConfig& config,
                                                   const std::vector<std::vector<int64_t>>& prompts,
                                                   int64_t max_new_tokens,
                                                   std::optional<int64_t> eos_id);
+
+// Same, batched with left padding and a KV cache; `should_stop(row, generated)` is asked
+// after each new token (e.g. to look for a stop string) and ends that row when true.
+using StopPredicate = std::function<bool(size_t row, const std::vector<int64_t>& generated)>;
+std::vector<std::vector<int64_t>> generate_greedy(const ModelConfig& config,
+                                                  const WeightMap& weights,
+                                                  const std::vector<std::vector<int64_t>>& prompts,
+                                                  int64_t max_new_tokens,
+                                                  std::optional<int64_t> eos_id,
+                                                  const StopPredicate& should_stop);
+
+// Final hidden states [B, T, hidden] (after the last norm) in the weights' dtype, and the
+// output projection they feed: lets scoring apply the vocabulary matmul only where needed.
+torch::Tensor forward_hidden(const ModelConfig& config, const WeightMap& weights,
+                             const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                             KVCache* cache = nullptr);
+const torch::Tensor& output_embedding(const ModelConfig& config, const WeightMap& weights);
+
+// torch's intra-op threads (and OpenBLAS's own pool) = `threads`; warns once when the
+// BLAS behind torch is not OpenBLAS (the reference BLAS is 20-45x slower).
+void configure_torch_threads(int threads);
 
 }  // namespace amalgam
