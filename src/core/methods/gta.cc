@@ -1,0 +1,466 @@
+// The generalized task arithmetic family (METHODS.md §5.2): task_arithmetic, ties,
+// dare_ties, dare_linear, breadcrumbs, breadcrumbs_ties, della, della_linear are one
+// implementation parameterized by sparsifier x sign consensus x defaults.
+// Statistics passes: exact magnitude selection (radix select, up to 3 passes, see
+// kernels/radix_select.h) for magnitude/breadcrumbs, then one L1 pass when rescale is
+// on and some model is sparsified. Random masks come from Philox (§8.3) or job.masks.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "kernels/philox.h"
+#include "kernels/radix_select.h"
+#include "kernels/reduce.h"
+#include "methods/method_util.h"
+
+namespace amalgam {
+namespace {
+using namespace mdetail;
+
+enum class Sparsifier { None, Magnitude, Random, Outliers, Della };
+
+struct GtaKind {
+  const char* name;
+  Sparsifier sparsifier;
+  bool consensus;
+  bool normalize;
+  bool rescale;
+};
+
+struct ModelState {
+  size_t input = 0;      // index among the job's inputs
+  uint32_t ordinal = 0;  // index among the non-base inputs (RNG / MaskSource model id)
+  float weight = 0;
+  double rho = 1, gamma = 0.01, eps = 0.15;
+  bool sparsified = false;  // a mask applies (rho < 1 and a sparsifier)
+  bool zero = false;        // della/dare with rho <= 0: everything pruned
+  std::unique_ptr<TopSelector> keep_top;  // magnitude: top k; outliers: top N - n_bot
+  std::unique_ptr<TopSelector> drop_top;  // outliers: top n_top (dropped)
+  float scale = 1.0f;                     // L1 rescale factor a/b
+  std::vector<double> sum_all, sum_kept;  // per block, for the rescale
+};
+
+class GtaMerger final : public TensorMerger {
+ public:
+  GtaMerger(const TensorJob& job, const GtaKind& kind) : job_(job), kind_(kind) {
+    n_ = job.numel();
+    normalize_ = truthy(job.param_or("normalize", kind.normalize));
+    rescale_ = truthy(job.param_or("rescale", kind.rescale));
+    lambda_ = static_cast<float>(job.param_or("lambda", 1.0));
+    base_ = static_cast<size_t>(job.base);
+    rng_key_ = philox_tensor_key(job.seed, job.name);
+    set_layout();
+    block_ = reduction_block(row_length());
+    const uint64_t blocks = block_count(n_, block_);
+    uint32_t ordinal = 0;
+    double wsum = 0;
+    for (size_t i : non_base_inputs(job)) {
+      ModelState m;
+      m.input = i;
+      m.ordinal = ordinal++;
+      double w = required_model_param(job, kind.name, i, "weight");
+      m.weight = static_cast<float>(w);
+      wsum += w;
+      m.rho = model_param_or(job, i, "density", 1.0);
+      m.gamma = model_param_or(job, i, "gamma", 0.01);
+      m.eps = model_param_or(job, i, "epsilon", 0.15);
+      configure_sparsifier(m, blocks);
+      if (m.sparsified && rescale_) {
+        m.sum_all.assign(blocks, 0.0);
+        m.sum_kept.assign(blocks, 0.0);
+        need_rescale_ = true;
+      }
+      models_.push_back(std::move(m));
+    }
+    weight_sum_ = static_cast<float>(std::fabs(wsum) < 1e-8 ? 1.0 : wsum);
+    for (auto& m : models_) any_select_ |= m.keep_top != nullptr;
+  }
+
+  uint64_t row_length() const override { return kind_.sparsifier == Sparsifier::Della ? slab_ : 1; }
+
+  int stat_passes() const override { return passes_done_ + passes_left(); }
+
+  void accumulate(int, const Chunk& chunk) override {
+    if (selecting()) return accumulate_select(chunk);
+    if (need_rescale_) return accumulate_rescale(chunk);
+  }
+
+  void finish_pass(int) override {
+    ++passes_done_;
+    if (selecting()) {
+      for (auto& m : models_) {
+        if (m.keep_top) m.keep_top->finish_pass();
+        if (m.drop_top) m.drop_top->finish_pass();
+      }
+      return;
+    }
+    if (need_rescale_) {
+      for (auto& m : models_) {
+        if (!m.sparsified || m.sum_all.empty()) continue;
+        double a = 0, b = 0;
+        for (size_t k = 0; k < m.sum_all.size(); ++k) {
+          a += m.sum_all[k];
+          b += m.sum_kept[k];
+        }
+        // mergekit: leave as is when either L1 norm is (near) zero (§5.2.1).
+        m.scale = (a < 1e-7 || b < 1e-7) ? 1.0f : static_cast<float>(a / b);
+      }
+      need_rescale_ = false;
+    }
+  }
+
+  void merge(const Chunk& chunk, float* out) const override;
+
+  std::vector<std::string> warnings() const override { return warnings_; }
+
+ private:
+  bool selecting() const {
+    for (auto& m : models_)
+      if ((m.keep_top && m.keep_top->stage() != TopSelector::kDone) ||
+          (m.drop_top && m.drop_top->stage() != TopSelector::kDone))
+        return true;
+    return false;
+  }
+  int passes_left() const {
+    int sel = 0;
+    for (auto& m : models_) {
+      if (m.keep_top) sel = std::max(sel, m.keep_top->passes_left());
+      if (m.drop_top) sel = std::max(sel, m.drop_top->passes_left());
+    }
+    return sel + (need_rescale_ ? 1 : 0);
+  }
+
+  void set_layout() {
+    // DELLA ranks along axis 1 (§5.2.1): a slab = one index of axis 0; inside it, groups
+    // of length shape[1] with stride prod(shape[2:]). 1-D tensors are one group.
+    const auto& s = job_.shape;
+    if (s.size() <= 1) {
+      slab_ = std::max<uint64_t>(n_, 1);
+      group_len_ = slab_;
+      stride_ = 1;
+    } else {
+      stride_ = 1;
+      for (size_t d = 2; d < s.size(); ++d) stride_ *= static_cast<uint64_t>(s[d]);
+      group_len_ = static_cast<uint64_t>(s[1]);
+      slab_ = std::max<uint64_t>(group_len_ * stride_, 1);
+    }
+    unit_ = kind_.sparsifier == Sparsifier::Della ? slab_ : kTile;
+  }
+
+  void configure_sparsifier(ModelState& m, uint64_t blocks) {
+    const Sparsifier sp = kind_.sparsifier;
+    if (sp == Sparsifier::None || m.rho >= 1.0) return;
+    const double N = static_cast<double>(n_);
+    switch (sp) {
+      case Sparsifier::Magnitude: {
+        double kf = std::floor(m.rho * N);
+        if (kf <= 0)
+          job_error(job_, kind_.name,
+                    fmt::format("density {} keeps k = floor(density * {}) = 0 elements; set a "
+                                "filtered density for small tensors",
+                                m.rho, n_));
+        m.keep_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(kf), blocks, true, false);
+        break;
+      }
+      case Sparsifier::Outliers: {
+        int64_t N_ = static_cast<int64_t>(n_);
+        int64_t keep = static_cast<int64_t>(std::floor(std::max(m.rho, 0.0) * N));
+        int64_t n_top = static_cast<int64_t>(std::floor(std::max(m.gamma, 0.0) * N));
+        int64_t n_bot = N_ - keep - n_top;
+        if (n_bot < 0) {
+          n_top += n_bot;
+          n_bot = 0;
+        }
+        if (n_top == 0 && warnings_.empty())
+          warnings_.push_back(fmt::format(
+              "{}: tensor {}: n_top = floor(gamma * {}) = 0, keeping ranks [n_bot, N) "
+              "(mergekit keeps nothing and returns the base here)",
+              kind_.name, job_.name, n_));
+        m.keep_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(N_ - n_bot), blocks, true, false);
+        m.drop_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(n_top), blocks, true, false);
+        break;
+      }
+      case Sparsifier::Random:
+        if (m.rho <= 0) m.zero = true;
+        break;
+      case Sparsifier::Della:
+        if (m.rho <= 0) {
+          m.zero = true;
+        } else if (!(m.rho - m.eps > 0) || !(m.rho + m.eps < 1)) {
+          job_error(job_, kind_.name,
+                    fmt::format("density {} +- epsilon {} must stay inside (0, 1)", m.rho, m.eps));
+        }
+        break;
+      case Sparsifier::None: break;
+    }
+    m.sparsified = true;
+  }
+
+  // delta = X - B for elements [off, off + n) of the chunk.
+  static void load_delta(const Chunk& c, size_t input, size_t base, uint64_t off, size_t n, float* d) {
+    const float* x = c.inputs[input] + off;
+    const float* b = c.inputs[base] + off;
+    for (size_t i = 0; i < n; ++i) d[i] = x[i] - b[i];
+  }
+
+  // Rank counters of the tie-cut selections, per block.
+  struct Ranks {
+    uint64_t keep = 0, drop = 0;
+  };
+  Ranks block_ranks(const ModelState& m, uint64_t block) const {
+    Ranks r;
+    if (m.keep_top) r.keep = m.keep_top->equal_before(block);
+    if (m.drop_top) r.drop = m.drop_top->equal_before(block);
+    return r;
+  }
+
+  // mask[i] in {0, 1} for elements [g, g + n) (global index g) with deltas d.
+  void compute_mask(const ModelState& m, uint64_t g, const float* d, size_t n, Ranks& r,
+                    float* mask, uint32_t* keys, float* tmp) const;
+
+  void accumulate_select(const Chunk& chunk);
+  void accumulate_rescale(const Chunk& chunk);
+
+  const TensorJob& job_;
+  GtaKind kind_;
+  uint64_t n_ = 0, block_ = 65536, slab_ = 1, group_len_ = 1, stride_ = 1, unit_ = kTile;
+  size_t base_ = 0;
+  bool normalize_ = false, rescale_ = false, need_rescale_ = false, any_select_ = false;
+  float lambda_ = 1.0f, weight_sum_ = 1.0f;
+  uint64_t rng_key_ = 0;
+  int passes_done_ = 0;
+  std::vector<ModelState> models_;
+  std::vector<std::string> warnings_;
+};
+
+void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, size_t n, Ranks& r,
+                             float* mask, uint32_t* keys, float* tmp) const {
+  switch (kind_.sparsifier) {
+    case Sparsifier::Magnitude:
+    case Sparsifier::Outliers: {
+      for (size_t i = 0; i < n; ++i) keys[i] = abs_key(d[i]);
+      apply_top_cut(m.keep_top->cut(), keys, n, &r.keep, mask);
+      if (m.drop_top) {
+        apply_top_cut(m.drop_top->cut(), keys, n, &r.drop, tmp);
+        for (size_t i = 0; i < n; ++i) mask[i] *= 1.0f - tmp[i];
+      }
+      return;
+    }
+    case Sparsifier::Random: {
+      if (m.zero) {
+        std::fill(mask, mask + n, 0.0f);
+      } else if (job_.masks) {
+        for (size_t i = 0; i < n; ++i) mask[i] = job_.masks->keep(m.ordinal, g + i, m.rho) ? 1.0f : 0.0f;
+      } else {
+        philox_uniforms(rng_key_, m.ordinal, g, n, tmp);
+        const float p = static_cast<float>(m.rho);
+        for (size_t i = 0; i < n; ++i) mask[i] = tmp[i] < p ? 1.0f : 0.0f;
+      }
+      return;
+    }
+    case Sparsifier::Della: {
+      if (m.zero) {
+        std::fill(mask, mask + n, 0.0f);
+        return;
+      }
+      // n is a whole number of slabs; rank each group (axis-1 fibre) by ascending |delta|,
+      // ties by lower index (§8.4), p = (rho - eps) + 2 eps (r - 1)/(C - 1) (§5.2.1, §8.6).
+      std::vector<uint64_t> order(group_len_);
+      const double lo = m.rho - m.eps, span = 2 * m.eps;
+      for (uint64_t s0 = 0; s0 < n; s0 += slab_)
+        for (uint64_t j = 0; j < stride_; ++j) {
+          for (uint64_t c = 0; c < group_len_; ++c)
+            order[c] = (static_cast<uint64_t>(abs_key(d[s0 + j + c * stride_])) << 32) | c;
+          std::sort(order.begin(), order.end());
+          for (uint64_t r1 = 0; r1 < group_len_; ++r1) {
+            uint64_t c = order[r1] & 0xffffffffu;
+            double p = group_len_ == 1 ? m.rho : lo + span * (static_cast<double>(r1) / (group_len_ - 1));
+            tmp[s0 + j + c * stride_] = static_cast<float>(p);
+          }
+        }
+      if (job_.masks) {
+        for (size_t i = 0; i < n; ++i) mask[i] = job_.masks->keep(m.ordinal, g + i, tmp[i]) ? 1.0f : 0.0f;
+      } else {
+        std::vector<float> u(n);
+        philox_uniforms(rng_key_, m.ordinal, g, n, u.data());
+        for (size_t i = 0; i < n; ++i) mask[i] = u[i] < tmp[i] ? 1.0f : 0.0f;
+      }
+      return;
+    }
+    case Sparsifier::None:
+      std::fill(mask, mask + n, 1.0f);
+      return;
+  }
+}
+
+void GtaMerger::accumulate_select(const Chunk& chunk) {
+  std::vector<float> d(kTile);
+  std::vector<uint32_t> keys(kTile);
+  std::vector<TopSelector::Local> locals(2 * models_.size());
+  for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
+    for (size_t k = 0; k < models_.size(); ++k) {
+      auto& m = models_[k];
+      bool a = m.keep_top && m.keep_top->stage() != TopSelector::kDone;
+      bool b = m.drop_top && m.drop_top->stage() != TopSelector::kDone;
+      if (!a && !b) continue;
+      for_each_tile(first - chunk.begin, count, [&](uint64_t off, uint64_t n) {
+        load_delta(chunk, m.input, base_, off, n, d.data());
+        for (size_t i = 0; i < n; ++i) keys[i] = abs_key(d[i]);
+        if (a) m.keep_top->observe(locals[2 * k], blk, keys.data(), n);
+        if (b) m.drop_top->observe(locals[2 * k + 1], blk, keys.data(), n);
+      });
+    }
+  });
+  for (size_t k = 0; k < models_.size(); ++k) {
+    if (models_[k].keep_top) models_[k].keep_top->commit(locals[2 * k]);
+    if (models_[k].drop_top) models_[k].drop_top->commit(locals[2 * k + 1]);
+  }
+}
+
+void GtaMerger::accumulate_rescale(const Chunk& chunk) {
+  std::vector<float> d(unit_), mask(unit_), tmp(unit_);
+  std::vector<uint32_t> keys(unit_);
+  for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
+    for (auto& m : models_) {
+      if (m.sum_all.empty()) continue;
+      Ranks r = block_ranks(m, blk);
+      double a = 0, b = 0;
+      for (uint64_t t = 0; t < count; t += unit_) {
+        size_t n = std::min<uint64_t>(unit_, count - t);
+        uint64_t off = first - chunk.begin + t;
+        load_delta(chunk, m.input, base_, off, n, d.data());
+        compute_mask(m, first + t, d.data(), n, r, mask.data(), keys.data(), tmp.data());
+        a += sum_abs_f64(d.data(), n);
+        for (size_t i = 0; i < n; ++i) d[i] *= mask[i];
+        b += sum_abs_f64(d.data(), n);
+      }
+      m.sum_all[blk] = a;
+      m.sum_kept[blk] = b;
+    }
+  });
+}
+
+void GtaMerger::merge(const Chunk& chunk, float* out) const {
+  const size_t M = models_.size();
+  if (M == 0) {
+    std::copy(chunk.inputs[base_], chunk.inputs[base_] + chunk.count, out);
+    return;
+  }
+  std::vector<float> E(M * unit_), mask(unit_), tmp(unit_), D(unit_), Z(unit_), S(unit_);
+  std::vector<uint32_t> keys(unit_);
+  for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
+    std::vector<Ranks> ranks(M);
+    for (size_t k = 0; k < M; ++k) ranks[k] = block_ranks(models_[k], blk);
+    for (uint64_t t = 0; t < count; t += unit_) {
+      const size_t n = std::min<uint64_t>(unit_, count - t);
+      const uint64_t off = first - chunk.begin + t;
+      // E_k = w_k * delta'_k (delta' = delta * mask * rescale).
+      for (size_t k = 0; k < M; ++k) {
+        const ModelState& m = models_[k];
+        float* e = E.data() + k * unit_;
+        load_delta(chunk, m.input, base_, off, n, e);
+        if (m.sparsified) {
+          compute_mask(m, first + t, e, n, ranks[k], mask.data(), keys.data(), tmp.data());
+          const float s = m.scale;
+          for (size_t i = 0; i < n; ++i) e[i] = e[i] * mask[i] * s;
+        }
+        const float w = m.weight;
+        for (size_t i = 0; i < n; ++i) e[i] *= w;
+      }
+      const float* b = chunk.inputs[base_] + off;
+      float* o = out + off;
+      if (kind_.consensus) {
+        // Majority sign of the weighted sum (0 counts as +); zero entries never vote (§5.2).
+        std::fill(S.begin(), S.begin() + n, 0.0f);
+        for (size_t k = 0; k < M; ++k) {
+          const float* e = E.data() + k * unit_;
+          for (size_t i = 0; i < n; ++i) S[i] += e[i];
+        }
+        std::fill(D.begin(), D.begin() + n, 0.0f);
+        std::fill(Z.begin(), Z.begin() + n, 0.0f);
+        for (size_t k = 0; k < M; ++k) {
+          const float* e = E.data() + k * unit_;
+          const float w = models_[k].weight;
+          for (size_t i = 0; i < n; ++i) {
+            bool agree = S[i] >= 0.0f ? e[i] > 0.0f : e[i] < 0.0f;
+            D[i] += agree ? e[i] : 0.0f;
+            Z[i] += agree ? w : 0.0f;
+          }
+        }
+        if (normalize_)
+          for (size_t i = 0; i < n; ++i) D[i] /= (Z[i] == 0.0f ? 1.0f : Z[i]);
+      } else {
+        std::copy(E.begin(), E.begin() + n, D.begin());
+        for (size_t k = 1; k < M; ++k) {
+          const float* e = E.data() + k * unit_;
+          for (size_t i = 0; i < n; ++i) D[i] += e[i];
+        }
+        if (normalize_) {
+          const float z = weight_sum_;
+          for (size_t i = 0; i < n; ++i) D[i] /= z;
+        }
+      }
+      if (lambda_ != 1.0f) {
+        const float l = lambda_;
+        for (size_t i = 0; i < n; ++i) D[i] *= l;
+      }
+      for (size_t i = 0; i < n; ++i) o[i] = b[i] + D[i];
+    }
+  });
+}
+
+std::vector<ParamSpec> gta_params(Sparsifier sp, const GtaKind& k) {
+  std::vector<ParamSpec> p = {
+      model_param("weight", std::nullopt, true),
+      model_param("density", 1.0, false, 0.0, 1e300),
+      global_param("normalize", k.normalize ? 1.0 : 0.0),
+      global_param("rescale", k.rescale ? 1.0 : 0.0),
+      global_param("lambda", 1.0),
+      global_param("int8_mask", 0.0),
+  };
+  if (sp == Sparsifier::Outliers) p.push_back(model_param("gamma", 0.01));
+  if (sp == Sparsifier::Della) p.push_back(model_param("epsilon", 0.15));
+  return p;
+}
+
+std::unique_ptr<TensorMerger> create_gta(const TensorJob& job, const GtaKind& kind) {
+  require_base(job, kind.name);
+  if (non_base_inputs(job).empty()) return make_copy_merger(static_cast<size_t>(job.base));
+  return std::make_unique<GtaMerger>(job, kind);
+}
+
+#define AMALGAM_GTA(fn, NAME, SP, CONS, NORM, RESC)                                      \
+  std::unique_ptr<TensorMerger> create_##fn(const TensorJob& job, std::string_view) {    \
+    static const GtaKind kind{NAME, Sparsifier::SP, CONS, NORM, RESC};                    \
+    return create_gta(job, kind);                                                         \
+  }
+AMALGAM_GTA(task_arithmetic, "task_arithmetic", None, false, false, false)
+AMALGAM_GTA(ties, "ties", Magnitude, true, true, false)
+AMALGAM_GTA(dare_ties, "dare_ties", Random, true, false, true)
+AMALGAM_GTA(dare_linear, "dare_linear", Random, false, false, true)
+AMALGAM_GTA(breadcrumbs, "breadcrumbs", Outliers, false, false, false)
+AMALGAM_GTA(breadcrumbs_ties, "breadcrumbs_ties", Outliers, true, false, false)
+AMALGAM_GTA(della, "della", Della, true, true, true)
+AMALGAM_GTA(della_linear, "della_linear", Della, false, false, true)
+#undef AMALGAM_GTA
+
+}  // namespace
+
+#define AMALGAM_GTA_METHOD(fn, NAME, SP, NORM, RESC)                                     \
+  const MergeMethod& method_##fn() {                                                      \
+    static const GtaKind k{NAME, Sparsifier::SP, false, NORM, RESC};                      \
+    static const SimpleMethod m(NAME, gta_params(Sparsifier::SP, k), BaseRole::Required,  \
+                                &create_##fn);                                            \
+    return m;                                                                             \
+  }
+AMALGAM_GTA_METHOD(task_arithmetic, "task_arithmetic", None, false, false)
+AMALGAM_GTA_METHOD(ties, "ties", Magnitude, true, false)
+AMALGAM_GTA_METHOD(dare_ties, "dare_ties", Random, false, true)
+AMALGAM_GTA_METHOD(dare_linear, "dare_linear", Random, false, true)
+AMALGAM_GTA_METHOD(breadcrumbs, "breadcrumbs", Outliers, false, false)
+AMALGAM_GTA_METHOD(breadcrumbs_ties, "breadcrumbs_ties", Outliers, false, false)
+AMALGAM_GTA_METHOD(della, "della", Della, true, true)
+AMALGAM_GTA_METHOD(della_linear, "della_linear", Della, false, true)
+#undef AMALGAM_GTA_METHOD
+
+}  // namespace amalgam
