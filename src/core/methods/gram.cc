@@ -89,9 +89,9 @@ void BlockGram::finish() {
 
 namespace amalgam::mdetail {
 
-GramMerger::GramMerger(const TensorJob& job, std::vector<size_t> inputs, int sub,
+GramMerger::GramMerger(const TensorJob& job, std::string_view method, std::vector<size_t> inputs, int sub,
                        BlockGram::Segments seg, uint64_t seg_len)
-    : job_(job), inputs_(inputs), sub_(sub), seg_(seg), seg_len_(std::max<uint64_t>(seg_len, 1)),
+    : job_(job), method_(method), inputs_(inputs), sub_(sub), seg_(seg), seg_len_(std::max<uint64_t>(seg_len, 1)),
       gram_(inputs, sub, job.numel(),
             reduction_block(seg == BlockGram::Segments::Rows ? std::max<uint64_t>(seg_len, 1) : 1), seg,
             seg_len) {}
@@ -104,7 +104,7 @@ void GramMerger::finish_pass(int) {
   solve();
   coef_f_.resize(coef_.size());
   for (size_t i = 0; i < coef_.size(); ++i) {
-    require_finite(job_, "merge", coef_[i], "an interpolation coefficient");
+    require_finite(job_, method_, coef_[i], "an interpolation coefficient");
     coef_f_[i] = static_cast<float>(coef_[i]);
   }
 }

@@ -6,6 +6,7 @@
 // add them in block order; a row lies inside one block and is summed in index order.
 #pragma once
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "methods/method.h"
@@ -42,8 +43,8 @@ class BlockGram {
 // with the coefficients c solved from the Gram matrix after one statistics pass.
 class GramMerger : public TensorMerger {
  public:
-  GramMerger(const TensorJob& job, std::vector<size_t> inputs, int sub, BlockGram::Segments seg,
-             uint64_t seg_len);
+  GramMerger(const TensorJob& job, std::string_view method, std::vector<size_t> inputs, int sub,
+             BlockGram::Segments seg, uint64_t seg_len);
   int stat_passes() const override { return 1; }
   uint64_t row_length() const override;
   void accumulate(int, const Chunk& chunk) override { gram_.accumulate(chunk); }
@@ -56,6 +57,7 @@ class GramMerger : public TensorMerger {
   const BlockGram& gram() const { return gram_; }
   std::vector<double> coef_;
   const TensorJob& job_;
+  std::string_view method_;
 
  private:
   std::vector<size_t> inputs_;

@@ -14,7 +14,7 @@ using Vec = std::vector<double>;
 class KarcherMerger final : public GramMerger {
  public:
   KarcherMerger(const TensorJob& job, std::vector<size_t> xs, int max_iter, double tol)
-      : GramMerger(job, std::move(xs), -1, BlockGram::Segments::Whole, 1), max_iter_(max_iter), tol_(tol) {}
+      : GramMerger(job, "karcher", std::move(xs), -1, BlockGram::Segments::Whole, 1), max_iter_(max_iter), tol_(tol) {}
 
  private:
   double dot(const Vec& a, const Vec& b) const {
@@ -53,7 +53,7 @@ class KarcherMerger final : public GramMerger {
         const double theta = std::acos(d);
         if (theta < tol_) continue;
         const double st = std::sin(theta);
-        if (st == 0.0) job_error(job_, "karcher", "antipodal inputs: the Karcher mean is undefined");
+        if (st < 1e-7) job_error(job_, "karcher", "antipodal inputs: the Karcher mean is undefined");
         for (size_t k = 0; k < K; ++k) T[k] += a * (theta / st) * (u[i][k] - d * cur[k]);
       }
       const double tn = std::sqrt(std::max(dot(T, T), 0.0));

@@ -14,7 +14,7 @@ class ModelStockMerger final : public GramMerger {
  public:
   ModelStockMerger(const TensorJob& job, std::vector<size_t> xs, int base, BlockGram::Segments seg,
                    uint64_t len)
-      : GramMerger(job, std::move(xs), base, seg, len) {}
+      : GramMerger(job, "model_stock", std::move(xs), base, seg, len) {}
 
  private:
   void solve() override {

@@ -14,7 +14,7 @@ using Vec = std::vector<double>;
 class MultislerpMerger final : public GramMerger {
  public:
   MultislerpMerger(const TensorJob& job, std::vector<size_t> xs, int base, Vec w, double eps)
-      : GramMerger(job, std::move(xs), base, BlockGram::Segments::Whole, 1), w_(std::move(w)), eps_(eps) {}
+      : GramMerger(job, "multislerp", std::move(xs), base, BlockGram::Segments::Whole, 1), w_(std::move(w)), eps_(eps) {}
 
  private:
   double dot(const Vec& a, const Vec& b) const {

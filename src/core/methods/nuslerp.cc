@@ -14,7 +14,7 @@ class NuslerpMerger final : public GramMerger {
  public:
   NuslerpMerger(const TensorJob& job, std::vector<size_t> xs, int base, BlockGram::Segments seg,
                 uint64_t seg_len, double t)
-      : GramMerger(job, std::move(xs), base, seg, seg_len), t_(t) {}
+      : GramMerger(job, "nuslerp", std::move(xs), base, seg, seg_len), t_(t) {}
 
  private:
   void solve() override {

@@ -12,7 +12,7 @@ using namespace mdetail;
 class SlerpMerger final : public GramMerger {
  public:
   SlerpMerger(const TensorJob& job, size_t base, size_t other, double t)
-      : GramMerger(job, {base, other}, -1, BlockGram::Segments::Whole, 1), t_(t) {}
+      : GramMerger(job, "slerp", {base, other}, -1, BlockGram::Segments::Whole, 1), t_(t) {}
 
  private:
   void solve() override {

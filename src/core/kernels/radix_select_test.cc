@@ -1,0 +1,121 @@
+// TopSelector (streaming radix select) against std::nth_element / a full sort, on random
+// f32 keys, bf16-like keys (the threshold bin is the key, many ties) and all-equal keys,
+// with the data visited in shuffled block order as the executor may do.
+#include "kernels/radix_select.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <vector>
+
+namespace amalgam {
+namespace {
+
+// Selected set by (key desc, index asc), computed by the streaming selector.
+std::vector<uint8_t> select_streaming(const std::vector<uint32_t>& keys, uint64_t m, uint64_t block,
+                                      bool zero_neutral, std::mt19937& rng, TopCut* cut_out = nullptr) {
+  const uint64_t n = keys.size();
+  const uint64_t blocks = (n + block - 1) / block;
+  TopSelector sel(n, m, blocks, zero_neutral, false);
+  std::vector<uint64_t> order(blocks);
+  std::iota(order.begin(), order.end(), 0);
+  while (sel.stage() != TopSelector::kDone) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (uint64_t b : order) {
+      TopSelector::Local local;
+      uint64_t first = b * block, cnt = std::min(block, n - first);
+      sel.observe(local, b, keys.data() + first, cnt);
+      sel.commit(local);
+    }
+    sel.finish_pass();
+  }
+  if (cut_out) *cut_out = sel.cut();
+  std::vector<uint8_t> selected(n);
+  std::vector<float> mask(block);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    uint64_t rank = sel.equal_before(b);
+    uint64_t first = b * block, cnt = std::min(block, n - first);
+    apply_top_cut(sel.cut(), keys.data() + first, cnt, &rank, mask.data());
+    for (uint64_t i = 0; i < cnt; ++i) selected[first + i] = mask[i] != 0.0f;
+  }
+  return selected;
+}
+
+std::vector<uint8_t> select_reference(const std::vector<uint32_t>& keys, uint64_t m) {
+  std::vector<uint64_t> idx(keys.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](uint64_t a, uint64_t b) {
+    return keys[a] != keys[b] ? keys[a] > keys[b] : a < b;
+  });
+  std::vector<uint8_t> sel(keys.size());
+  for (uint64_t i = 0; i < m; ++i) sel[idx[i]] = 1;
+  return sel;
+}
+
+TEST(RadixSelect, ThresholdEqualsNthElement) {
+  std::mt19937 rng(1);
+  for (int trial = 0; trial < 40; ++trial) {
+    const size_t n = 1 + rng() % 50000;
+    std::vector<uint32_t> keys(n);
+    std::normal_distribution<float> nd(0, 1);
+    const bool bf16 = trial % 2;
+    for (auto& k : keys) {
+      k = abs_key(nd(rng));
+      if (bf16) k &= 0xffff0000u;
+    }
+    const uint64_t m = 1 + rng() % n;
+    TopCut cut;
+    select_streaming(keys, m, 4096, false, rng, &cut);
+    std::vector<uint32_t> copy = keys;
+    std::nth_element(copy.begin(), copy.begin() + (m - 1), copy.end(), std::greater<>());
+    if (m < n) EXPECT_EQ(cut.threshold, copy[m - 1]) << "n=" << n << " m=" << m;
+  }
+}
+
+TEST(RadixSelect, SelectedSetBreaksTiesByLowerIndex) {
+  std::mt19937 rng(2);
+  for (int trial = 0; trial < 60; ++trial) {
+    const size_t n = 1 + rng() % 30000;
+    std::vector<uint32_t> keys(n);
+    const int kind = trial % 3;
+    std::normal_distribution<float> nd(0, 1);
+    for (auto& k : keys) {
+      if (kind == 0) k = abs_key(nd(rng));
+      if (kind == 1) k = abs_key(nd(rng)) & 0xfff00000u;  // few distinct values: heavy ties
+      if (kind == 2) k = abs_key(static_cast<float>(rng() % 3));  // including zeros
+    }
+    const uint64_t m = rng() % (n + 1);
+    const uint64_t block = 1 + rng() % 5000;
+    auto got = select_streaming(keys, m, block, false, rng);
+    auto want = select_reference(keys, m);
+    ASSERT_EQ(got, want) << "trial " << trial << " n=" << n << " m=" << m;
+    EXPECT_EQ(std::accumulate(got.begin(), got.end(), uint64_t{0}), m);
+  }
+}
+
+TEST(RadixSelect, AllEqualKeysSelectTheFirstM) {
+  std::mt19937 rng(3);
+  std::vector<uint32_t> keys(10000, abs_key(0.5f));
+  auto got = select_streaming(keys, 1234, 777, false, rng);
+  for (size_t i = 0; i < keys.size(); ++i) ASSERT_EQ(got[i], i < 1234 ? 1 : 0);
+}
+
+TEST(RadixSelect, PassCounts) {
+  // bf16-like keys resolve in the first pass; ties then need the rank pass: 2 passes.
+  std::vector<uint32_t> keys(1000);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = abs_key(static_cast<float>(i % 10));
+  TopSelector sel(keys.size(), 150, 1, false, false);
+  EXPECT_EQ(sel.passes_left(), 3);
+  TopSelector::Local l;
+  sel.observe(l, 0, keys.data(), keys.size());
+  sel.commit(l);
+  sel.finish_pass();
+  EXPECT_EQ(sel.stage(), TopSelector::kEq);
+  EXPECT_EQ(sel.cut().threshold, abs_key(8.0f));
+  EXPECT_EQ(sel.cut().need, 50u);
+}
+
+}  // namespace
+}  // namespace amalgam
