@@ -31,6 +31,13 @@ std::optional<double> scalar_number(const YAML::Node& node) {
                                              "off",   "Off",   "OFF"};
     if (yes.count(s)) return 1.0;
     if (no.count(s)) return 0.0;
+    // YAML's special floats; rejected later as not finite, with a clear message.
+    static const std::set<std::string> inf = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"};
+    static const std::set<std::string> ninf = {"-.inf", "-.Inf", "-.INF"};
+    static const std::set<std::string> nan = {".nan", ".NaN", ".NAN"};
+    if (inf.count(s)) return HUGE_VAL;
+    if (ninf.count(s)) return -HUGE_VAL;
+    if (nan.count(s)) return std::nan("");
   }
   if (s.empty()) return std::nullopt;
   const char* begin = s.c_str();
@@ -85,8 +92,8 @@ std::vector<double> number_or_gradient(const std::string& path, const YAML::Node
     return out;
   }
   if (node.IsNull() || !node.IsDefined()) {
-    fail_at(path, line_of(node) ? line_of(node) : fallback_line,
-            fmt::format("{}: missing value", what));
+    // A null node's mark points past the key; the key's line is the one to show.
+    fail_at(path, fallback_line, fmt::format("{}: missing value", what));
   }
   if (node.IsMap()) {
     fail_at(path, line_of(node),

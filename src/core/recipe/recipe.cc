@@ -42,7 +42,7 @@ struct Reader {
 
   std::string string_at(const YAML::Node& node, const std::string& key, int key_line) const {
     if (!node.IsScalar() || node.Scalar().empty()) {
-      fail_at(path, line_of(node) ? line_of(node) : key_line,
+      fail_at(path, node.IsNull() || !line_of(node) ? key_line : line_of(node),
               fmt::format("{}: expected a string, got {}", key, describe(node)));
     }
     return node.Scalar();
