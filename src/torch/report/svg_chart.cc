@@ -89,10 +89,12 @@ std::vector<double> nice_ticks(double lo, double hi, int count) {
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (raw <= m * mag) { step = m * mag; break; }
+    if (raw <= m * mag * (1 + 1e-9)) { step = m * mag; break; }
   std::vector<double> ticks;
-  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
-    ticks.push_back(std::fabs(t) < step * 1e-9 ? 0.0 : t);
+  // Integer multiples of the step (no accumulated rounding), the last one >= hi.
+  const long long first = static_cast<long long>(std::floor(lo / step + 1e-9));
+  const long long last = static_cast<long long>(std::ceil(hi / step - 1e-9));
+  for (long long k = first; k <= last; ++k) ticks.push_back(static_cast<double>(k) * step);
   return ticks;
 }
 
