@@ -327,6 +327,15 @@ class Planner {
       }
     }
     std::vector<int64_t> shape = reconcile_shapes(slice, out_name, embedding, cands);
+    if (embedding && shape.size() == 2 && recipe_.tokenizer && recipe_.tokenizer->pad_to_multiple_of &&
+        shape[0] % *recipe_.tokenizer->pad_to_multiple_of != 0) {
+      // Padding needs new rows (mergekit fills them with the mean row); not implemented.
+      throw Error(ErrorKind::Recipe,
+                  fmt::format("{}tokenizer.pad_to_multiple_of: {} has {} rows, not a multiple of {}; "
+                              "padding embeddings is not supported yet",
+                              recipe_.where(recipe_.tokenizer_line), out_name, shape[0],
+                              *recipe_.tokenizer->pad_to_multiple_of));
+    }
 
     PlannedTensor pt;
     pt.method = slice.method;

@@ -425,6 +425,12 @@ TEST(Plan, TokenizerSourceChoosesDonorAndVocabulary) {
   MergePlan u = plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\n  - model: " + m.m2 +
                           "\nparameters: {weight: 1}\ntokenizer: {source: union}\n");
   EXPECT_EQ(u.tokenizer_donor, u.config_donor);
+  // pad_to_multiple_of: accepted when the rows already are a multiple (32 rows).
+  plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\nparameters: {weight: 1}\n"
+            "tokenizer:\n  source: base\n  pad_to_multiple_of: 16\n");
+  expect_error("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\nparameters: {weight: 1}\n"
+               "tokenizer:\n  source: base\n  pad_to_multiple_of: 64\n",
+               ErrorKind::Recipe, "<string>:5: tokenizer.pad_to_multiple_of: ");
 }
 
 TEST(Plan, ArchitectureMismatchNeedsAllowCrimes) {
