@@ -87,7 +87,7 @@ write("llama3_style", {
 write("qwen2_style", {
   version: "1.0", truncation: null, padding: null,
   added_tokens: [added(50256, "<|endoftext|>")],
-  normalizer: null,
+  normalizer: { type: "NFC" },
   pre_tokenizer: splitPre(QWEN2),
   post_processor: null,
   decoder: byteLevelDec,

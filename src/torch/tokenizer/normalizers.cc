@@ -1,11 +1,9 @@
 // Normalizers of tokenizer.json: Sequence, Prepend, Replace (string patterns), Strip,
 // NFC. See pipeline.h.
-#include <mutex>
-
 #include <nlohmann/json.hpp>
 
 #include "core/util/error.h"
-#include "core/util/progress.h"
+#include "torch/tokenizer/nfc.h"
 #include "torch/tokenizer/pipeline.h"
 #include "torch/tokenizer/unicode.h"
 
@@ -85,29 +83,9 @@ class StripNormalizer : public Normalizer {
   bool left_, right_;
 };
 
-// NFC. Text whose code points are all below U+0300 is already in NFC (no character
-// there decomposes or combines), which covers ASCII and Latin-1 text exactly. Beyond
-// that we have no composition tables: the text is passed through unchanged and a
-// warning says so once (see docs/tokenizers.md).
 class NfcNormalizer : public Normalizer {
  public:
-  std::string normalize(std::string text) const override {
-    for (unsigned char c : text) {
-      if (c >= 0xCC) {  // a lead byte of U+0300 or above
-        warn_once();
-        break;
-      }
-    }
-    return text;
-  }
-
- private:
-  static void warn_once() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-      report_warning("tokenizer: NFC normalization is not implemented beyond U+0300; text passed as is");
-    });
-  }
+  std::string normalize(std::string text) const override { return to_nfc(text); }
 };
 
 std::string string_pattern(const json& j, const std::string& file, const char* what) {

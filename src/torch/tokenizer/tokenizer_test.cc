@@ -4,11 +4,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "core/util/error.h"
 #include "torch/tokenizer/hf_tokenizer.h"
+#include "torch/tokenizer/nfc.h"
 #include "torch/tokenizer/split_patterns.h"
 #include "torch/tokenizer/tokenizer.h"
 #include "torch/tokenizer/unicode.h"
@@ -54,6 +57,23 @@ TEST(UnicodeProperties, LettersNumbersSpaces) {
   EXPECT_TRUE(is_whitespace(0x85));
   EXPECT_FALSE(is_whitespace(0x200B));  // zero width space is not White_Space
   EXPECT_FALSE(is_whitespace(0xFEFF));
+}
+
+TEST(Nfc, ComposesReordersAndKeepsExclusions) {
+  EXPECT_EQ(to_nfc("plain ascii"), "plain ascii");
+  EXPECT_EQ(to_nfc("e\u0301"), "\u00E9");
+  EXPECT_EQ(to_nfc("\u00E9"), "\u00E9");
+  // Marks are reordered by combining class (dot below 220 before acute 230), then compose.
+  EXPECT_EQ(to_nfc("s\u0307\u0323"), "\u1E69");
+  EXPECT_EQ(to_nfc("u\u0308\u0304"), "\u01D6");
+  // Hangul: conjoining jamo L+V+T become one syllable.
+  EXPECT_EQ(to_nfc("\u1112\u1161\u11AB"), "\uD55C");
+  // Singletons decompose and stay decomposed: Angstrom sign -> A with ring.
+  EXPECT_EQ(to_nfc("\u212B"), "\u00C5");
+  // Composition exclusions stay decomposed.
+  EXPECT_EQ(to_nfc("\u0958"), "\u0915\u093C");
+  // A blocked mark does not compose: a second acute after an acute stays.
+  EXPECT_EQ(to_nfc("e\u0301\u0301"), "\u00E9\u0301");
 }
 
 TEST(SplitPatterns, Gpt2) {
@@ -199,7 +219,8 @@ TEST(TokenizerConfig, ReadsTokensAsStringsOrObjects) {
 
 #ifdef AMALGAM_HAVE_SENTENCEPIECE
 TEST(SentencePiece, TrainedModelRoundTripsAndAddsBos) {
-  const fs::path dir = fs::path(::testing::TempDir()) / "sp_model";
+  const fs::path dir = fs::path(::testing::TempDir()) / ("amalgam_sp_model_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
   fs::create_directories(dir);
   {
     std::ofstream corpus(dir / "corpus.txt");
@@ -231,6 +252,7 @@ TEST(SentencePiece, TrainedModelRoundTripsAndAddsBos) {
   const auto ids2 = tok2->encode(text, true);
   EXPECT_EQ(ids2.front(), ids[1]);
   EXPECT_EQ(ids2.back(), 2);
+  fs::remove_all(dir);
 }
 #endif
 
