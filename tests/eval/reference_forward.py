@@ -231,24 +231,28 @@ def run_forward(model, ids, mask):
 
 
 def greedy(model, prompts, max_new, eos):
-    """HF generate(do_sample=False) with left padding, one row at a time through a cache."""
-    outs = []
-    for prompt in prompts:
-        ids = torch.tensor([prompt])
-        mask = torch.ones_like(ids)
-        cache, gen = {}, []
-        step_ids = ids
-        for _ in range(max_new):
-            past = mask.shape[1] - step_ids.shape[1]
-            pos = positions_from_mask(mask)[:, past:]
-            logits = model(step_ids, pos, mask_4d(mask, past, step_ids.shape[1], model.window), cache)
-            nxt = int(logits[0, -1].argmax())
-            if eos is not None and nxt == eos:
-                break
-            gen.append(nxt)
-            step_ids = torch.tensor([[nxt]])
-            mask = torch.cat([mask, torch.ones(1, 1, dtype=mask.dtype)], dim=1)
-        outs.append(gen)
+    """HF generate(do_sample=False): one left-padded batch, a KV cache, new token per step."""
+    longest = max(len(p) for p in prompts)
+    ids = torch.tensor([[0] * (longest - len(p)) + list(p) for p in prompts])
+    mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts])
+    cache, outs, done = {}, [[] for _ in prompts], [False] * len(prompts)
+    step_ids = ids
+    for _ in range(max_new):
+        past = mask.shape[1] - step_ids.shape[1]
+        pos = positions_from_mask(mask)[:, past:]
+        logits = model(step_ids, pos, mask_4d(mask, past, step_ids.shape[1], model.window), cache)
+        nxt = logits[:, -1].argmax(-1)
+        for r, tok in enumerate(nxt.tolist()):
+            if done[r]:
+                continue
+            if eos is not None and tok == eos:
+                done[r] = True
+            else:
+                outs[r].append(tok)
+        if all(done):
+            break
+        step_ids = nxt[:, None]
+        mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=mask.dtype)], dim=1)
     return outs
 
 
