@@ -12,6 +12,7 @@
 #include "core/util/error.h"
 #include "torch/tokenizer/hf_tokenizer.h"
 #include "torch/tokenizer/nfc.h"
+#include "torch/tokenizer/pipeline.h"
 #include "torch/tokenizer/split_patterns.h"
 #include "torch/tokenizer/tokenizer.h"
 #include "torch/tokenizer/unicode.h"
@@ -91,6 +92,44 @@ TEST(SplitPatterns, Llama3AndQwen2) {
   EXPECT_EQ(pieces(SplitPattern::Qwen2, "x 123"), (V{"x", " ", "1", "2", "3"}));
   EXPECT_EQ(pieces(SplitPattern::Llama3, "f(x):\n  \n\ty"), (V{"f", "(x", "):\n", "  \n", "\ty"}));
   EXPECT_EQ(find_split_pattern("\\w+"), std::nullopt);
+}
+
+std::vector<std::string> pre_tokenize(const json& config, const std::string& text) {
+  const auto pre = make_pre_tokenizer(config, "test");
+  std::vector<Piece> p{{text, true}};
+  pre->pre_tokenize(p);
+  std::vector<std::string> out;
+  for (const auto& x : p) out.push_back(x.text);
+  return out;
+}
+
+// The examples of Hugging Face's SplitDelimiterBehavior documentation.
+TEST(PreTokenizers, SplitBehaviors) {
+  using V = std::vector<std::string>;
+  auto split = [](const char* behavior) {
+    return pre_tokenize({{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", false}},
+                        "the-final--countdown");
+  };
+  EXPECT_EQ(split("Removed"), (V{"the", "final", "countdown"}));
+  EXPECT_EQ(split("Isolated"), (V{"the", "-", "final", "-", "-", "countdown"}));
+  EXPECT_EQ(split("MergedWithPrevious"), (V{"the-", "final-", "-", "countdown"}));
+  EXPECT_EQ(split("MergedWithNext"), (V{"the", "-final", "-", "-countdown"}));
+  EXPECT_EQ(split("Contiguous"), (V{"the", "-", "final", "--", "countdown"}));
+}
+
+TEST(PreTokenizers, MetaspaceSplitAndDigits) {
+  using V = std::vector<std::string>;
+  const std::string m = "\u2581";
+  EXPECT_EQ(pre_tokenize({{"type", "Metaspace"}, {"replacement", m}, {"prepend_scheme", "always"}}, "Hello  world"),
+            (V{m + "Hello", m, m + "world"}));
+  EXPECT_EQ(pre_tokenize({{"type", "Metaspace"}, {"replacement", m}, {"prepend_scheme", "never"}, {"split", false}},
+                         "Hello  world"),
+            (V{"Hello" + m + m + "world"}));
+  EXPECT_EQ(pre_tokenize({{"type", "Digits"}, {"individual_digits", false}}, "abc123d4"), (V{"abc", "123", "d", "4"}));
+  EXPECT_EQ(pre_tokenize({{"type", "Digits"}, {"individual_digits", true}}, "a12"), (V{"a", "1", "2"}));
+  EXPECT_EQ(pre_tokenize({{"type", "WhitespaceSplit"}}, " a  b\n"), (V{"a", "b"}));
+  EXPECT_EQ(pre_tokenize({{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}}, "hi you"),
+            (V{"\xC4\xA0hi", "\xC4\xA0you"}));
 }
 
 // A tiny byte-level BPE: vocab of the letters it needs plus merges.
