@@ -4,10 +4,16 @@
 
 #include <algorithm>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "kernels/simd.h"
+
 namespace amalgam {
 namespace {
-constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
+constexpr uint64_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
+constexpr uint64_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
 
 uint64_t splitmix64(uint64_t z) {
   z += 0x9E3779B97F4A7C15ull;
@@ -53,37 +59,92 @@ float philox_uniform(uint64_t key, uint32_t model, uint64_t element) {
 }
 
 // Generates kLanes consecutive groups (4 words each) starting at group g0 into out[4*kLanes].
+// The 32-bit state words live in 64-bit lanes so that GCC vectorizes the 32x32->64
+// multiplies (vpmuludq); masks keep every word at 32 bits.
 static void philox_groups(uint64_t key, uint32_t model, uint64_t g0, float* out) {
-  uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
+  constexpr uint64_t kLow = 0xffffffffu;
+  uint64_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
   for (size_t l = 0; l < kLanes; ++l) {
     uint64_t g = g0 + l;
-    c0[l] = static_cast<uint32_t>(g);
-    c1[l] = static_cast<uint32_t>(g >> 32);
+    c0[l] = g & kLow;
+    c1[l] = g >> 32;
     c2[l] = model;
     c3[l] = 0;
   }
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  uint64_t k0 = key & kLow, k1 = key >> 32;
   for (int r = 0; r < 10; ++r) {
     for (size_t l = 0; l < kLanes; ++l) {
-      uint64_t p0 = static_cast<uint64_t>(kM0) * c0[l];
-      uint64_t p1 = static_cast<uint64_t>(kM1) * c2[l];
-      uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
-      uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
-      c1[l] = static_cast<uint32_t>(p1);
-      c3[l] = static_cast<uint32_t>(p0);
+      uint64_t p0 = kM0 * (c0[l] & kLow);
+      uint64_t p1 = kM1 * (c2[l] & kLow);
+      uint64_t n0 = ((p1 >> 32) ^ c1[l] ^ k0) & kLow;
+      uint64_t n2 = ((p0 >> 32) ^ c3[l] ^ k1) & kLow;
+      c1[l] = p1 & kLow;
+      c3[l] = p0 & kLow;
       c0[l] = n0;
       c2[l] = n2;
     }
-    k0 += kW0;
-    k1 += kW1;
+    k0 = (k0 + kW0) & kLow;
+    k1 = (k1 + kW1) & kLow;
   }
   for (size_t l = 0; l < kLanes; ++l) {
-    out[4 * l + 0] = static_cast<float>(c0[l] >> 8) * 0x1p-24f;
-    out[4 * l + 1] = static_cast<float>(c1[l] >> 8) * 0x1p-24f;
-    out[4 * l + 2] = static_cast<float>(c2[l] >> 8) * 0x1p-24f;
-    out[4 * l + 3] = static_cast<float>(c3[l] >> 8) * 0x1p-24f;
+    out[4 * l + 0] = static_cast<float>(static_cast<uint32_t>(c0[l]) >> 8) * 0x1p-24f;
+    out[4 * l + 1] = static_cast<float>(static_cast<uint32_t>(c1[l]) >> 8) * 0x1p-24f;
+    out[4 * l + 2] = static_cast<float>(static_cast<uint32_t>(c2[l]) >> 8) * 0x1p-24f;
+    out[4 * l + 3] = static_cast<float>(static_cast<uint32_t>(c3[l]) >> 8) * 0x1p-24f;
   }
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// The same 16 groups with AVX2 intrinsics: _mm256_mul_epu32 is exactly the 32x32->64
+// multiply Philox needs (GCC synthesizes a full 64-bit multiply from the portable loop).
+__attribute__((target("avx2"))) static void philox_groups_avx2(uint64_t key, uint32_t model, uint64_t g0,
+                                                                float* out) {
+  constexpr int V = kLanes / 4;  // independent vectors, interleaved to hide multiply latency
+  const __m256i low = _mm256_set1_epi64x(0xffffffffll);
+  const __m256i m0 = _mm256_set1_epi64x(static_cast<long long>(kM0));
+  const __m256i m1 = _mm256_set1_epi64x(static_cast<long long>(kM1));
+  __m256i c0[V], c1[V], c2[V], c3[V];
+  for (int v = 0; v < V; ++v) {
+    __m256i gv = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(g0 + 4 * v)),
+                                  _mm256_set_epi64x(3, 2, 1, 0));
+    c0[v] = _mm256_and_si256(gv, low);
+    c1[v] = _mm256_srli_epi64(gv, 32);
+    c2[v] = _mm256_set1_epi64x(model);
+    c3[v] = _mm256_setzero_si256();
+  }
+  uint64_t k0 = key & 0xffffffffu, k1 = key >> 32;
+  for (int r = 0; r < 10; ++r) {
+    const __m256i kv0 = _mm256_set1_epi64x(static_cast<long long>(k0));
+    const __m256i kv1 = _mm256_set1_epi64x(static_cast<long long>(k1));
+    for (int v = 0; v < V; ++v) {
+      __m256i p0 = _mm256_mul_epu32(c0[v], m0);
+      __m256i p1 = _mm256_mul_epu32(c2[v], m1);
+      __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1[v]), kv0);
+      __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3[v]), kv1);
+      c1[v] = _mm256_and_si256(p1, low);
+      c3[v] = _mm256_and_si256(p0, low);
+      c0[v] = n0;
+      c2[v] = n2;
+    }
+    k0 = (k0 + kW0) & 0xffffffffu;
+    k1 = (k1 + kW1) & 0xffffffffu;
+  }
+  for (int v = 0; v < V; ++v) {
+    alignas(32) uint64_t w[4][4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w[0]), c0[v]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w[1]), c1[v]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w[2]), c2[v]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w[3]), c3[v]);
+    for (int l = 0; l < 4; ++l)
+      for (int j = 0; j < 4; ++j)
+        out[16 * v + 4 * l + j] = static_cast<float>(static_cast<uint32_t>(w[j][l]) >> 8) * 0x1p-24f;
+  }
+}
+static const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+#define AMALGAM_PHILOX_GROUPS(...) (kHaveAvx2 ? philox_groups_avx2(__VA_ARGS__) : philox_groups(__VA_ARGS__))
+#else
+#define AMALGAM_PHILOX_GROUPS(...) philox_groups(__VA_ARGS__)
+#endif
 
 void philox_uniforms(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out) {
   float buf[4 * kLanes];
@@ -92,11 +153,11 @@ void philox_uniforms(uint64_t key, uint32_t model, uint64_t first, size_t n, flo
     uint64_t g0 = e >> 2;
     uint64_t base = g0 << 2;
     if ((e & 3) == 0 && end - e >= 4 * kLanes) {
-      philox_groups(key, model, g0, out + (e - first));
+      AMALGAM_PHILOX_GROUPS(key, model, g0, out + (e - first));
       e += 4 * kLanes;
       continue;
     }
-    philox_groups(key, model, g0, buf);
+    AMALGAM_PHILOX_GROUPS(key, model, g0, buf);
     uint64_t stop = std::min(end, base + 4 * kLanes);
     for (uint64_t i = e; i < stop; ++i) out[i - first] = buf[i - base];
     e = stop;

@@ -15,10 +15,12 @@ namespace {
 
 // Selected set by (key desc, index asc), computed by the streaming selector.
 std::vector<uint8_t> select_streaming(const std::vector<uint32_t>& keys, uint64_t m, uint64_t block,
-                                      bool zero_neutral, std::mt19937& rng, TopCut* cut_out = nullptr) {
+                                      bool zero_neutral, std::mt19937& rng, TopCut* cut_out = nullptr,
+                                      bool fallback = false) {
   const uint64_t n = keys.size();
   const uint64_t blocks = (n + block - 1) / block;
   TopSelector sel(n, m, blocks, zero_neutral, false);
+  if (fallback) sel.set_max_candidates(0);
   std::vector<uint64_t> order(blocks);
   std::iota(order.begin(), order.end(), 0);
   while (sel.stage() != TopSelector::kDone) {
@@ -26,7 +28,7 @@ std::vector<uint8_t> select_streaming(const std::vector<uint32_t>& keys, uint64_
     for (uint64_t b : order) {
       TopSelector::Local local;
       uint64_t first = b * block, cnt = std::min(block, n - first);
-      sel.observe(local, b, keys.data() + first, cnt);
+      sel.observe(local, b, first, keys.data() + first, cnt);
       sel.commit(local);
     }
     sel.finish_pass();
@@ -37,7 +39,7 @@ std::vector<uint8_t> select_streaming(const std::vector<uint32_t>& keys, uint64_
   for (uint64_t b = 0; b < blocks; ++b) {
     uint64_t rank = sel.equal_before(b);
     uint64_t first = b * block, cnt = std::min(block, n - first);
-    apply_top_cut(sel.cut(), keys.data() + first, cnt, &rank, mask.data());
+    apply_top_cut(sel.cut(), first, keys.data() + first, cnt, &rank, mask.data());
     for (uint64_t i = 0; i < cnt; ++i) selected[first + i] = mask[i] != 0.0f;
   }
   return selected;
@@ -67,7 +69,7 @@ TEST(RadixSelect, ThresholdEqualsNthElement) {
     }
     const uint64_t m = 1 + rng() % n;
     TopCut cut;
-    select_streaming(keys, m, 4096, false, rng, &cut);
+    select_streaming(keys, m, 4096, false, rng, &cut, trial % 4 == 1);
     std::vector<uint32_t> copy = keys;
     std::nth_element(copy.begin(), copy.begin() + (m - 1), copy.end(), std::greater<>());
     if (m < n) EXPECT_EQ(cut.threshold, copy[m - 1]) << "n=" << n << " m=" << m;
@@ -88,9 +90,12 @@ TEST(RadixSelect, SelectedSetBreaksTiesByLowerIndex) {
     }
     const uint64_t m = rng() % (n + 1);
     const uint64_t block = 1 + rng() % 5000;
-    auto got = select_streaming(keys, m, block, false, rng);
     auto want = select_reference(keys, m);
-    ASSERT_EQ(got, want) << "trial " << trial << " n=" << n << " m=" << m;
+    for (bool fallback : {false, true}) {
+      auto got = select_streaming(keys, m, block, false, rng, nullptr, fallback);
+      ASSERT_EQ(got, want) << "trial " << trial << " n=" << n << " m=" << m << " fallback " << fallback;
+    }
+    auto got = select_streaming(keys, m, block, false, rng);
     EXPECT_EQ(std::accumulate(got.begin(), got.end(), uint64_t{0}), m);
   }
 }
@@ -98,23 +103,53 @@ TEST(RadixSelect, SelectedSetBreaksTiesByLowerIndex) {
 TEST(RadixSelect, AllEqualKeysSelectTheFirstM) {
   std::mt19937 rng(3);
   std::vector<uint32_t> keys(10000, abs_key(0.5f));
-  auto got = select_streaming(keys, 1234, 777, false, rng);
-  for (size_t i = 0; i < keys.size(); ++i) ASSERT_EQ(got[i], i < 1234 ? 1 : 0);
+  for (bool fallback : {false, true}) {
+    auto got = select_streaming(keys, 1234, 777, false, rng, nullptr, fallback);
+    for (size_t i = 0; i < keys.size(); ++i) ASSERT_EQ(got[i], i < 1234 ? 1 : 0);
+  }
 }
 
 TEST(RadixSelect, PassCounts) {
-  // bf16-like keys resolve in the first pass; ties then need the rank pass: 2 passes.
+  // Keys with zero low bits (bf16-sourced): the first pass finds T; cutting through the
+  // equal keys takes one candidate pass (2 in all), or the rank pass in the fallback.
   std::vector<uint32_t> keys(1000);
   for (size_t i = 0; i < keys.size(); ++i) keys[i] = abs_key(static_cast<float>(i % 10));
-  TopSelector sel(keys.size(), 150, 1, false, false);
-  EXPECT_EQ(sel.passes_left(), 3);
-  TopSelector::Local l;
-  sel.observe(l, 0, keys.data(), keys.size());
-  sel.commit(l);
-  sel.finish_pass();
-  EXPECT_EQ(sel.stage(), TopSelector::kEq);
-  EXPECT_EQ(sel.cut().threshold, abs_key(8.0f));
-  EXPECT_EQ(sel.cut().need, 50u);
+  for (bool fallback : {false, true}) {
+    TopSelector sel(keys.size(), 150, 1, false, false);
+    if (fallback) sel.set_max_candidates(0);
+    EXPECT_EQ(sel.passes_left(), 3);
+    int passes = 0;
+    while (sel.stage() != TopSelector::kDone) {
+      TopSelector::Local l;
+      sel.observe(l, 0, 0, keys.data(), keys.size());
+      sel.commit(l);
+      sel.finish_pass();
+      ++passes;
+    }
+    EXPECT_EQ(passes, 2);
+    EXPECT_EQ(sel.cut().threshold, abs_key(8.0f));
+    EXPECT_EQ(sel.cut().need, 50u);
+    if (!fallback) {
+      EXPECT_EQ(sel.cut().ties, TopCut::ByIndex);
+      EXPECT_EQ(sel.cut().cut_index, 498u);  // the 50th 8.0 sits at index 8 + 49 * 10
+    } else {
+      EXPECT_EQ(sel.cut().ties, TopCut::ByRank);
+    }
+  }
+  // Distinct keys that all fit: one histogram pass + one candidate pass.
+  std::vector<uint32_t> distinct(5000);
+  for (size_t i = 0; i < distinct.size(); ++i) distinct[i] = abs_key(1.0f + i * 1e-4f);
+  TopSelector sel(distinct.size(), 100, 1, false, false);
+  int passes = 0;
+  while (sel.stage() != TopSelector::kDone) {
+    TopSelector::Local l;
+    sel.observe(l, 0, 0, distinct.data(), distinct.size());
+    sel.commit(l);
+    sel.finish_pass();
+    ++passes;
+  }
+  EXPECT_EQ(passes, 2);
+  EXPECT_EQ(sel.cut().threshold, distinct[4900]);
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ class ArceeFusionMerger final : public TensorMerger {
       importance(c, r, kl_[row], imp.data());
       for (uint64_t i = 0; i < row_; ++i) keys[i] = abs_key(imp[i]);
       const uint64_t blk = (c.begin + r) / block_;
-      for (int s = 0; s < 3; ++s) sel_[s]->observe(local[s], blk, keys.data(), row_);
+      for (int s = 0; s < 3; ++s) sel_[s]->observe(local[s], blk, c.begin + r, keys.data(), row_);
     }
     for (int s = 0; s < 3; ++s) sel_[s]->commit(local[s]);
   }

@@ -11,6 +11,7 @@
 #include "kernels/philox.h"
 #include "kernels/radix_select.h"
 #include "kernels/reduce.h"
+#include "kernels/simd.h"
 #include "methods/method_util.h"
 
 namespace amalgam {
@@ -233,15 +234,126 @@ class GtaMerger final : public TensorMerger {
   std::vector<std::string> warnings_;
 };
 
+// ---- element-wise kernels (runtime-dispatched AVX2 / baseline, see kernels/simd.h) ----
+
+AMALGAM_SIMD_CLONES void delta_keys(const float* x, const float* b, size_t n, float* d, uint32_t* keys) {
+  for (size_t i = 0; i < n; ++i) {
+    d[i] = x[i] - b[i];
+    keys[i] = abs_key(d[i]);
+  }
+}
+
+AMALGAM_SIMD_CLONES void delta_only(const float* x, const float* b, size_t n, float* d) {
+  for (size_t i = 0; i < n; ++i) d[i] = x[i] - b[i];
+}
+
+AMALGAM_SIMD_CLONES void bernoulli_mask(const float* u, float p, size_t n, float* mask) {
+  for (size_t i = 0; i < n; ++i) mask[i] = u[i] < p ? 1.0f : 0.0f;
+}
+
+AMALGAM_SIMD_CLONES void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask) {
+  for (size_t i = 0; i < n; ++i) mask[i] = u[i] < p[i] ? 1.0f : 0.0f;
+}
+
+// e = w * (d * mask * s): mergekit's E_i = w_i * delta'_i.
+AMALGAM_SIMD_CLONES void weigh(float* __restrict e, const float* __restrict mask, float s, float w, size_t n) {
+  if (mask)
+    for (size_t i = 0; i < n; ++i) e[i] = w * (e[i] * mask[i] * s);
+  else
+    for (size_t i = 0; i < n; ++i) e[i] = w * e[i];
+}
+
+// TIES sign consensus over M weighted deltas (stride `stride`), then normalize, lambda and
+// out = base + D. Zero entries never vote; S == 0 elects +.
+AMALGAM_SIMD_CLONES void consensus_combine(const float* __restrict E, size_t stride, const float* __restrict w,
+                                           size_t M, size_t n, bool normalize, float lambda,
+                                           const float* __restrict base, float* __restrict out,
+                                           float* __restrict S, float* __restrict D, float* __restrict Z) {
+  for (size_t i = 0; i < n; ++i) S[i] = E[i];
+  for (size_t k = 1; k < M; ++k)
+    for (size_t i = 0; i < n; ++i) S[i] += E[k * stride + i];
+  // S becomes the elected sign (+1 / -1); e agrees iff e * sign > 0 (so e == 0 never does).
+  for (size_t i = 0; i < n; ++i) {
+    S[i] = S[i] >= 0.0f ? 1.0f : -1.0f;
+    D[i] = 0.0f;
+    Z[i] = 0.0f;
+  }
+  for (size_t k = 0; k < M; ++k) {
+    const float* e = E + k * stride;
+    const float wk = w[k];
+    // Written as selects between computed values so that GCC vectorizes it under
+    // -ftrapping-math.
+    for (size_t i = 0; i < n; ++i) {
+      const float ei = e[i];
+      const float t = ei * S[i];
+      const float de = t > 0.0f ? ei : 0.0f;
+      const float dz = t > 0.0f ? wk : 0.0f;
+      D[i] = D[i] + de;
+      Z[i] = Z[i] + dz;
+    }
+  }
+  if (normalize)
+    for (size_t i = 0; i < n; ++i) {
+      const float z = Z[i];
+      const float fix = z == 0.0f ? 1.0f : 0.0f;  // Z exactly 0 -> 1 (z + 0 == z otherwise)
+      D[i] = D[i] / (z + fix);
+    }
+  if (lambda != 1.0f)
+    for (size_t i = 0; i < n; ++i) D[i] *= lambda;
+  for (size_t i = 0; i < n; ++i) out[i] = base[i] + D[i];
+}
+
+// Without consensus: D = sum_k E_k (/ Z), lambda, out = base + D.
+AMALGAM_SIMD_CLONES void sum_combine(const float* __restrict E, size_t stride, size_t M, size_t n, bool normalize,
+                                     float z, float lambda, const float* __restrict base, float* __restrict out,
+                                     float* __restrict D) {
+  for (size_t i = 0; i < n; ++i) D[i] = E[i];
+  for (size_t k = 1; k < M; ++k)
+    for (size_t i = 0; i < n; ++i) D[i] += E[k * stride + i];
+  if (normalize)
+    for (size_t i = 0; i < n; ++i) D[i] /= z;
+  if (lambda != 1.0f)
+    for (size_t i = 0; i < n; ++i) D[i] *= lambda;
+  for (size_t i = 0; i < n; ++i) out[i] = base[i] + D[i];
+}
+
+// Ascending ranks (ties by lower position, §8.4) of C keys: stable LSD radix sort over
+// 11/11/9-bit digits of the 31-bit keys. rank[pos] = 0-based rank.
+void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, std::vector<uint64_t>& a, std::vector<uint64_t>& b) {
+  a.resize(C);
+  b.resize(C);
+  for (size_t i = 0; i < C; ++i) a[i] = (static_cast<uint64_t>(keys[i]) << 32) | i;
+  if (C <= 64) {
+    std::sort(a.begin(), a.end());
+  } else {
+    uint32_t hist[2048];
+    for (int shift : {32, 43, 54}) {
+      const int bits = shift == 54 ? 9 : 11;
+      const uint32_t dmask = (1u << bits) - 1;
+      std::fill(hist, hist + (1u << bits), 0u);
+      for (size_t i = 0; i < C; ++i) ++hist[(a[i] >> shift) & dmask];
+      if (hist[(a[0] >> shift) & dmask] == C) continue;  // one digit value: order unchanged
+      uint32_t sum = 0;
+      for (uint32_t d = 0; d <= dmask; ++d) {
+        uint32_t h = hist[d];
+        hist[d] = sum;
+        sum += h;
+      }
+      for (size_t i = 0; i < C; ++i) b[hist[(a[i] >> shift) & dmask]++] = a[i];
+      a.swap(b);
+    }
+  }
+  for (size_t r = 0; r < C; ++r) rank[a[r] & 0xffffffffu] = static_cast<uint32_t>(r);
+}
+
 void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, size_t n, Ranks& r,
                              float* mask, uint32_t* keys, float* tmp) const {
   switch (kind_.sparsifier) {
     case Sparsifier::Magnitude:
     case Sparsifier::Outliers: {
-      for (size_t i = 0; i < n; ++i) keys[i] = abs_key(d[i]);
-      apply_top_cut(m.keep_top->cut(), keys, n, &r.keep, mask);
+      apply_top_cut(m.keep_top->cut(), g, keys, n, &r.keep, mask);
       if (m.drop_top) {
-        apply_top_cut(m.drop_top->cut(), keys, n, &r.drop, tmp);
+        apply_top_cut(m.drop_top->cut(), g, keys, n, &r.drop, tmp);
         for (size_t i = 0; i < n; ++i) mask[i] *= 1.0f - tmp[i];
       }
       return;
@@ -253,8 +365,7 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
         for (size_t i = 0; i < n; ++i) mask[i] = job_.masks->keep(m.ordinal, g + i, m.rho) ? 1.0f : 0.0f;
       } else {
         philox_uniforms(rng_key_, m.ordinal, g, n, tmp);
-        const float p = static_cast<float>(m.rho);
-        for (size_t i = 0; i < n; ++i) mask[i] = tmp[i] < p ? 1.0f : 0.0f;
+        bernoulli_mask(tmp, static_cast<float>(m.rho), n, mask);
       }
       return;
     }
@@ -265,25 +376,29 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
       }
       // n is a whole number of slabs; rank each group (axis-1 fibre) by ascending |delta|,
       // ties by lower index (§8.4), p = (rho - eps) + 2 eps (r - 1)/(C - 1) (§5.2.1, §8.6).
-      std::vector<uint64_t> order(group_len_);
+      thread_local std::vector<uint64_t> sa, sb;
+      thread_local std::vector<uint32_t> gk, rk;
+      thread_local std::vector<float> ptab;
+      const uint64_t C = group_len_;
+      gk.resize(C);
+      rk.resize(C);
+      ptab.resize(C);
       const double lo = m.rho - m.eps, span = 2 * m.eps;
+      for (uint64_t q = 0; q < C; ++q)
+        ptab[q] = static_cast<float>(C == 1 ? m.rho : lo + span * (static_cast<double>(q) / (C - 1)));
       for (uint64_t s0 = 0; s0 < n; s0 += slab_)
         for (uint64_t j = 0; j < stride_; ++j) {
-          for (uint64_t c = 0; c < group_len_; ++c)
-            order[c] = (static_cast<uint64_t>(abs_key(d[s0 + j + c * stride_])) << 32) | c;
-          std::sort(order.begin(), order.end());
-          for (uint64_t r1 = 0; r1 < group_len_; ++r1) {
-            uint64_t c = order[r1] & 0xffffffffu;
-            double p = group_len_ == 1 ? m.rho : lo + span * (static_cast<double>(r1) / (group_len_ - 1));
-            tmp[s0 + j + c * stride_] = static_cast<float>(p);
-          }
+          for (uint64_t c = 0; c < C; ++c) gk[c] = keys[s0 + j + c * stride_];
+          rank_keys(gk.data(), C, rk.data(), sa, sb);
+          for (uint64_t c = 0; c < C; ++c) tmp[s0 + j + c * stride_] = ptab[rk[c]];
         }
       if (job_.masks) {
         for (size_t i = 0; i < n; ++i) mask[i] = job_.masks->keep(m.ordinal, g + i, tmp[i]) ? 1.0f : 0.0f;
       } else {
-        std::vector<float> u(n);
+        thread_local std::vector<float> u;
+        u.resize(n);
         philox_uniforms(rng_key_, m.ordinal, g, n, u.data());
-        for (size_t i = 0; i < n; ++i) mask[i] = u[i] < tmp[i] ? 1.0f : 0.0f;
+        bernoulli_mask_v(u.data(), tmp, n, mask);
       }
       return;
     }
@@ -304,10 +419,9 @@ void GtaMerger::accumulate_select(const Chunk& chunk) {
       bool b = m.drop_top && m.drop_top->stage() != TopSelector::kDone;
       if (!a && !b) continue;
       for_each_tile(first - chunk.begin, count, [&](uint64_t off, uint64_t n) {
-        load_delta(chunk, m.input, base_, off, n, d.data());
-        for (size_t i = 0; i < n; ++i) keys[i] = abs_key(d[i]);
-        if (a) m.keep_top->observe(locals[2 * k], blk, keys.data(), n);
-        if (b) m.drop_top->observe(locals[2 * k + 1], blk, keys.data(), n);
+        delta_keys(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
+        if (a) m.keep_top->observe(locals[2 * k], blk, chunk.begin + off, keys.data(), n);
+        if (b) m.drop_top->observe(locals[2 * k + 1], blk, chunk.begin + off, keys.data(), n);
       });
     }
   });
@@ -328,10 +442,10 @@ void GtaMerger::accumulate_rescale(const Chunk& chunk) {
       for (uint64_t t = 0; t < count; t += unit_) {
         size_t n = std::min<uint64_t>(unit_, count - t);
         uint64_t off = first - chunk.begin + t;
-        load_delta(chunk, m.input, base_, off, n, d.data());
+        delta_keys(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
         compute_mask(m, first + t, d.data(), n, r, mask.data(), keys.data(), tmp.data());
         a += sum_abs_f64(d.data(), n);
-        for (size_t i = 0; i < n; ++i) d[i] *= mask[i];
+        weigh(d.data(), mask.data(), 1.0f, 1.0f, n);
         b += sum_abs_f64(d.data(), n);
       }
       m.sum_all[blk] = a;
@@ -346,65 +460,34 @@ void GtaMerger::merge(const Chunk& chunk, float* out) const {
     std::copy(chunk.inputs[base_], chunk.inputs[base_] + chunk.count, out);
     return;
   }
-  std::vector<float> E(M * unit_), mask(unit_), tmp(unit_), D(unit_), Z(unit_), S(unit_);
+  std::vector<float> E(M * unit_), mask(unit_), tmp(unit_), D(unit_), Z(unit_), S(unit_), w(M);
   std::vector<uint32_t> keys(unit_);
+  for (size_t k = 0; k < M; ++k) w[k] = models_[k].weight;
   for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
     std::vector<Ranks> ranks(M);
     for (size_t k = 0; k < M; ++k) ranks[k] = block_ranks(models_[k], blk);
     for (uint64_t t = 0; t < count; t += unit_) {
       const size_t n = std::min<uint64_t>(unit_, count - t);
       const uint64_t off = first - chunk.begin + t;
+      const float* b = chunk.inputs[base_] + off;
       // E_k = w_k * delta'_k (delta' = delta * mask * rescale).
       for (size_t k = 0; k < M; ++k) {
         const ModelState& m = models_[k];
         float* e = E.data() + k * unit_;
-        load_delta(chunk, m.input, base_, off, n, e);
         if (m.sparsified) {
+          delta_keys(chunk.inputs[m.input] + off, b, n, e, keys.data());
           compute_mask(m, first + t, e, n, ranks[k], mask.data(), keys.data(), tmp.data());
-          const float s = m.scale;
-          for (size_t i = 0; i < n; ++i) e[i] = e[i] * mask[i] * s;
-        }
-        const float w = m.weight;
-        for (size_t i = 0; i < n; ++i) e[i] *= w;
-      }
-      const float* b = chunk.inputs[base_] + off;
-      float* o = out + off;
-      if (kind_.consensus) {
-        // Majority sign of the weighted sum (0 counts as +); zero entries never vote (§5.2).
-        std::fill(S.begin(), S.begin() + n, 0.0f);
-        for (size_t k = 0; k < M; ++k) {
-          const float* e = E.data() + k * unit_;
-          for (size_t i = 0; i < n; ++i) S[i] += e[i];
-        }
-        std::fill(D.begin(), D.begin() + n, 0.0f);
-        std::fill(Z.begin(), Z.begin() + n, 0.0f);
-        for (size_t k = 0; k < M; ++k) {
-          const float* e = E.data() + k * unit_;
-          const float w = models_[k].weight;
-          for (size_t i = 0; i < n; ++i) {
-            bool agree = S[i] >= 0.0f ? e[i] > 0.0f : e[i] < 0.0f;
-            D[i] += agree ? e[i] : 0.0f;
-            Z[i] += agree ? w : 0.0f;
-          }
-        }
-        if (normalize_)
-          for (size_t i = 0; i < n; ++i) D[i] /= (Z[i] == 0.0f ? 1.0f : Z[i]);
-      } else {
-        std::copy(E.begin(), E.begin() + n, D.begin());
-        for (size_t k = 1; k < M; ++k) {
-          const float* e = E.data() + k * unit_;
-          for (size_t i = 0; i < n; ++i) D[i] += e[i];
-        }
-        if (normalize_) {
-          const float z = weight_sum_;
-          for (size_t i = 0; i < n; ++i) D[i] /= z;
+          weigh(e, mask.data(), m.scale, m.weight, n);
+        } else {
+          delta_only(chunk.inputs[m.input] + off, b, n, e);
+          weigh(e, nullptr, 1.0f, m.weight, n);
         }
       }
-      if (lambda_ != 1.0f) {
-        const float l = lambda_;
-        for (size_t i = 0; i < n; ++i) D[i] *= l;
-      }
-      for (size_t i = 0; i < n; ++i) o[i] = b[i] + D[i];
+      if (kind_.consensus)
+        consensus_combine(E.data(), unit_, w.data(), M, n, normalize_, lambda_, b, out + off, S.data(), D.data(),
+                          Z.data());
+      else
+        sum_combine(E.data(), unit_, M, n, normalize_, weight_sum_, lambda_, b, out + off, D.data());
     }
   });
 }

@@ -29,7 +29,9 @@ class RamMerger final : public TensorMerger {
 
   void accumulate(int, const Chunk& c) override {
     const size_t M = xs_.size();
-    std::vector<uint64_t> sh(M, 0), un(M, 0);
+    std::vector<uint64_t> counts(2 * M + 1, 0);  // shared then unique, per model
+    uint64_t* sh = counts.data();
+    uint64_t* un = counts.data() + M;
     std::vector<uint8_t> act(M * kTile);
     std::vector<uint32_t> cnt(kTile);
     for_each_tile(0, c.count, [&](uint64_t off, uint64_t n) {

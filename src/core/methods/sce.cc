@@ -46,10 +46,10 @@ class SceMerger final : public TensorMerger {
           variance_keys(d.data(), n, keys.data());
           if (passes_done_ == 0)
             for (size_t i = 0; i < n; ++i) nonzero += keys[i] != 0;
-          sel_->observe(local, blk, keys.data(), n);
+          sel_->observe(local, blk, c.begin + off, keys.data(), n);
           return;
         }
-        apply_mask(d.data(), n, &rank, keys.data(), mask.data());
+        apply_mask(d.data(), c.begin + off, n, &rank, keys.data(), mask.data());
         for (size_t k = 0; k < M; ++k) sq_[blk * M + k] += sum_sq_f64(d.data() + k * kTile, n);
       });
     });
@@ -90,19 +90,24 @@ class SceMerger final : public TensorMerger {
       uint64_t rank = sel_ ? sel_->equal_before(blk) : 0;
       for_each_tile(first - c.begin, count, [&](uint64_t off, uint64_t n) {
         load(c, off, n, d.data());
-        apply_mask(d.data(), n, &rank, keys.data(), mask.data());
+        apply_mask(d.data(), c.begin + off, n, &rank, keys.data(), mask.data());
         std::fill(S.begin(), S.begin() + n, 0.0f);
         for (size_t k = 0; k < M; ++k)
           for (size_t i = 0; i < n; ++i) S[i] += d[k * kTile + i];
+        for (size_t i = 0; i < n; ++i) S[i] = S[i] >= 0.0f ? 1.0f : -1.0f;  // elected sign
         std::fill(num.begin(), num.begin() + n, 0.0f);
         std::fill(den.begin(), den.begin() + n, 0.0f);
         for (size_t k = 0; k < M; ++k) {
           const float q = q_[k];
           const float* e = d.data() + k * kTile;
-          for (size_t i = 0; i < n; ++i) {
-            bool agree = S[i] >= 0.0f ? e[i] > 0.0f : e[i] < 0.0f;
-            num[i] += agree ? q * e[i] : 0.0f;
-            den[i] += agree ? q : 0.0f;
+          for (size_t i = 0; i < n; ++i) {  // selects of computed values: vectorizes
+            const float ei = e[i];
+            const float t = ei * S[i];
+            const float qe = q * ei;
+            const float dn = t > 0.0f ? qe : 0.0f;
+            const float dd = t > 0.0f ? q : 0.0f;
+            num[i] = num[i] + dn;
+            den[i] = den[i] + dd;
           }
         }
         const float* b = c.inputs[base_] + off;
@@ -140,13 +145,13 @@ class SceMerger final : public TensorMerger {
     }
   }
   // Multiplies every model's deltas by the shared selection mask.
-  void apply_mask(float* d, uint64_t n, uint64_t* rank, uint32_t* keys, float* mask) const {
+  void apply_mask(float* d, uint64_t first, uint64_t n, uint64_t* rank, uint32_t* keys, float* mask) const {
     if (mode_ == kAll) return;
     if (mode_ == kNone) {
       std::fill(mask, mask + n, 0.0f);
     } else {
       variance_keys(d, n, keys);
-      apply_top_cut(sel_->cut(), keys, n, rank, mask);
+      apply_top_cut(sel_->cut(), first, keys, n, rank, mask);
     }
     for (size_t k = 0; k < xs_.size(); ++k)
       for (size_t i = 0; i < n; ++i) d[k * kTile + i] *= mask[i];

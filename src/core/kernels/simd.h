@@ -1,0 +1,11 @@
+// Runtime dispatch for the hot element-wise loops without Highway boilerplate: GCC
+// target_clones compiles a function for AVX2 and for the baseline and picks one at load
+// time. FMA is deliberately not enabled, so both clones round identically (results do
+// not depend on the machine).
+#pragma once
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define AMALGAM_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define AMALGAM_SIMD_CLONES
+#endif
