@@ -318,32 +318,52 @@ AMALGAM_SIMD_CLONES void sum_combine(const float* __restrict E, size_t stride, s
 }
 
 // Ascending ranks (ties by lower position, §8.4) of C keys: stable LSD radix sort over
-// 11/11/9-bit digits of the 31-bit keys. rank[pos] = 0-based rank.
-void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, std::vector<uint64_t>& a, std::vector<uint64_t>& b) {
-  a.resize(C);
-  b.resize(C);
-  for (size_t i = 0; i < C; ++i) a[i] = (static_cast<uint64_t>(keys[i]) << 32) | i;
-  if (C <= 64) {
-    std::sort(a.begin(), a.end());
+// 11/11/9-bit digits of the 31-bit keys, with the three histograms built in one pass.
+// rank[pos] = 0-based rank.
+struct RankScratch {
+  std::vector<uint32_t> ka, kb, ia, ib;
+};
+void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s) {
+  s.ka.assign(keys, keys + C);
+  s.ia.resize(C);
+  for (size_t i = 0; i < C; ++i) s.ia[i] = static_cast<uint32_t>(i);
+  if (C <= 32) {
+    std::stable_sort(s.ia.begin(), s.ia.end(), [&](uint32_t x, uint32_t y) { return keys[x] < keys[y]; });
   } else {
-    uint32_t hist[2048];
-    for (int shift : {32, 43, 54}) {
-      const int bits = shift == 54 ? 9 : 11;
-      const uint32_t dmask = (1u << bits) - 1;
-      std::fill(hist, hist + (1u << bits), 0u);
-      for (size_t i = 0; i < C; ++i) ++hist[(a[i] >> shift) & dmask];
-      if (hist[(a[0] >> shift) & dmask] == C) continue;  // one digit value: order unchanged
+    s.kb.resize(C);
+    s.ib.resize(C);
+    static thread_local uint32_t hist[3][2048];
+    std::fill(&hist[0][0], &hist[0][0] + 3 * 2048, 0u);
+    for (size_t i = 0; i < C; ++i) {
+      const uint32_t k = s.ka[i];
+      ++hist[0][k & 2047u];
+      ++hist[1][(k >> 11) & 2047u];
+      ++hist[2][(k >> 22) & 511u];
+    }
+    const int shifts[3] = {0, 11, 22};
+    const uint32_t masks[3] = {2047u, 2047u, 511u};
+    for (int d = 0; d < 3; ++d) {
+      uint32_t* h = hist[d];
+      const uint32_t dm = masks[d];
+      const int sh = shifts[d];
+      if (h[(s.ka[0] >> sh) & dm] == C) continue;  // one digit value: order unchanged
       uint32_t sum = 0;
-      for (uint32_t d = 0; d <= dmask; ++d) {
-        uint32_t h = hist[d];
-        hist[d] = sum;
-        sum += h;
+      for (uint32_t v = 0; v <= dm; ++v) {
+        const uint32_t c = h[v];
+        h[v] = sum;
+        sum += c;
       }
-      for (size_t i = 0; i < C; ++i) b[hist[(a[i] >> shift) & dmask]++] = a[i];
-      a.swap(b);
+      for (size_t i = 0; i < C; ++i) {
+        const uint32_t k = s.ka[i];
+        const uint32_t pos = h[(k >> sh) & dm]++;
+        s.kb[pos] = k;
+        s.ib[pos] = s.ia[i];
+      }
+      s.ka.swap(s.kb);
+      s.ia.swap(s.ib);
     }
   }
-  for (size_t r = 0; r < C; ++r) rank[a[r] & 0xffffffffu] = static_cast<uint32_t>(r);
+  for (size_t r = 0; r < C; ++r) rank[s.ia[r]] = static_cast<uint32_t>(r);
 }
 
 void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, size_t n, Ranks& r,
@@ -376,7 +396,7 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
       }
       // n is a whole number of slabs; rank each group (axis-1 fibre) by ascending |delta|,
       // ties by lower index (§8.4), p = (rho - eps) + 2 eps (r - 1)/(C - 1) (§5.2.1, §8.6).
-      thread_local std::vector<uint64_t> sa, sb;
+      thread_local RankScratch scratch;
       thread_local std::vector<uint32_t> gk, rk;
       thread_local std::vector<float> ptab;
       const uint64_t C = group_len_;
@@ -389,7 +409,7 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
       for (uint64_t s0 = 0; s0 < n; s0 += slab_)
         for (uint64_t j = 0; j < stride_; ++j) {
           for (uint64_t c = 0; c < C; ++c) gk[c] = keys[s0 + j + c * stride_];
-          rank_keys(gk.data(), C, rk.data(), sa, sb);
+          rank_keys(gk.data(), C, rk.data(), scratch);
           for (uint64_t c = 0; c < C; ++c) tmp[s0 + j + c * stride_] = ptab[rk[c]];
         }
       if (job_.masks) {

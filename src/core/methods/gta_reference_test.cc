@@ -1,0 +1,141 @@
+// The streaming GTA sparsifiers against a dumb whole-tensor reference written from
+// METHODS.md §5.2 (full sorts, no streaming), on data with many magnitude ties
+// (bf16-rounded inputs) and tensors spanning several reduction blocks.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "methods/test_util.h"
+
+namespace amalgam {
+namespace {
+using namespace testing_util;
+using Params = std::map<std::string, double>;
+
+// Positions of the m largest |d| (ties: lower index first).
+std::vector<uint8_t> top_m(const std::vector<float>& d, size_t m) {
+  std::vector<size_t> idx(d.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return std::fabs(d[a]) > std::fabs(d[b]); });
+  std::vector<uint8_t> sel(d.size());
+  for (size_t i = 0; i < m; ++i) sel[idx[i]] = 1;
+  return sel;
+}
+
+// Reference: weighted deltas after sparsification, then (optional) TIES consensus.
+std::vector<float> reference(const std::vector<std::vector<float>>& in, const std::vector<float>& w,
+                             const std::vector<std::vector<uint8_t>>& masks, bool consensus, bool normalize) {
+  const size_t n = in[0].size(), M = in.size() - 1;
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<float> e(M);
+    float S = 0;
+    for (size_t k = 0; k < M; ++k) {
+      e[k] = w[k] * ((in[k + 1][i] - in[0][i]) * (masks[k][i] ? 1.0f : 0.0f) * 1.0f);
+      S += e[k];
+    }
+    float D = 0, Z = 0;
+    for (size_t k = 0; k < M; ++k) {
+      bool agree = !consensus || (S >= 0 ? e[k] > 0 : e[k] < 0);
+      if (agree) {
+        D += e[k];
+        Z += w[k];
+      }
+    }
+    if (!consensus) {
+      Z = 0;
+      for (float x : w) Z += x;
+    }
+    if (normalize) D /= (Z == 0 ? 1.0f : Z);
+    out[i] = in[0][i] + D;
+  }
+  return out;
+}
+
+std::vector<float> delta(const std::vector<std::vector<float>>& in, size_t k) {
+  std::vector<float> d(in[0].size());
+  for (size_t i = 0; i < d.size(); ++i) d[i] = in[k][i] - in[0][i];
+  return d;
+}
+
+TEST(GtaReference, TiesMatchesWholeTensorReference) {
+  const size_t n = 300000;
+  for (bool bf16 : {false, true}) {
+    auto in = random_models(4, n, 21, 0.01f, bf16);
+    std::vector<float> w = {1.0f, 0.5f, 0.75f};
+    std::vector<double> rho = {0.2, 0.5, 0.9};
+    std::vector<Params> mp = {{}};
+    std::vector<std::vector<uint8_t>> masks;
+    for (size_t k = 0; k < 3; ++k) {
+      mp.push_back({{"weight", w[k]}, {"density", rho[k]}});
+      masks.push_back(top_m(delta(in, k + 1), static_cast<size_t>(std::floor(rho[k] * n))));
+    }
+    auto job = make_job({static_cast<int64_t>(n)}, 4, 0, mp);
+    auto want = reference(in, w, masks, true, true);
+    for (int threads : {1, 2}) {
+      auto got = merge_in_memory(*find_method("ties"), job, in, 65536, threads);
+      EXPECT_TRUE(same_bits(got, want)) << "bf16 " << bf16;
+    }
+  }
+}
+
+TEST(GtaReference, BreadcrumbsMatchesWholeTensorReference) {
+  const size_t n = 200000;
+  for (bool bf16 : {false, true}) {
+    auto in = random_models(3, n, 22, 0.01f, bf16);
+    std::vector<float> w = {0.6f, 0.4f};
+    std::vector<Params> mp = {{}};
+    std::vector<std::vector<uint8_t>> masks;
+    for (size_t k = 0; k < 2; ++k) {
+      const double rho = 0.4, gamma = 0.05;
+      mp.push_back({{"weight", w[k]}, {"density", rho}, {"gamma", gamma}});
+      auto d = delta(in, k + 1);
+      // Keep descending ranks [n_top, n_top + keep).
+      size_t keep = static_cast<size_t>(std::floor(rho * n)), n_top = static_cast<size_t>(std::floor(gamma * n));
+      auto hi = top_m(d, n_top + keep), lo = top_m(d, n_top);
+      std::vector<uint8_t> m(n);
+      for (size_t i = 0; i < n; ++i) m[i] = hi[i] && !lo[i];
+      masks.push_back(m);
+    }
+    auto job = make_job({static_cast<int64_t>(n)}, 3, 0, mp);
+    EXPECT_TRUE(same_bits(merge_in_memory(*find_method("breadcrumbs"), job, in, 1, 2),
+                          reference(in, w, masks, false, false)));
+    EXPECT_TRUE(same_bits(merge_in_memory(*find_method("breadcrumbs_ties"), job, in, 1, 2),
+                          reference(in, w, masks, true, false)));
+  }
+}
+
+// Records the keep probabilities DELLA asks for.
+class ProbeMasks : public MaskSource {
+ public:
+  explicit ProbeMasks(size_t n) : p(n, -1.0) {}
+  bool keep(size_t model, uint64_t index, double prob) const override {
+    if (model == 0) p[index] = prob;
+    return true;
+  }
+  mutable std::vector<double> p;
+};
+
+TEST(GtaReference, DellaProbabilitiesFollowRowRanks) {
+  const int64_t rows = 70, cols = 1500;  // several reduction blocks of whole rows
+  auto in = random_models(2, rows * cols, 23, 0.01f, true);  // bf16: many equal magnitudes
+  ProbeMasks probe(rows * cols);
+  auto job = make_job({rows, cols}, 2, 0, {{}, {{"weight", 1.0}, {"density", 0.5}, {"epsilon", 0.2}}});
+  job.masks = &probe;
+  merge_in_memory(*find_method("della"), job, in, 1, 2);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<size_t> idx(cols);
+    std::iota(idx.begin(), idx.end(), 0);
+    auto mag = [&](size_t c) { return std::fabs(in[1][r * cols + c] - in[0][r * cols + c]); };
+    std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return mag(a) < mag(b); });
+    for (int64_t q = 0; q < cols; ++q) {
+      const float want = static_cast<float>(0.3 + 0.4 * (static_cast<double>(q) / (cols - 1)));
+      ASSERT_EQ(static_cast<float>(probe.p[r * cols + idx[q]]), want) << "row " << r << " rank " << q;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace amalgam
