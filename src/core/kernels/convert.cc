@@ -11,6 +11,10 @@
 #include <cstring>
 #include <limits>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 namespace amalgam {
 namespace {
 
@@ -131,7 +135,7 @@ AMALGAM_CLONES void f32_to_bf16_loop(const float* __restrict src, uint16_t* __re
 // f16 -> f32 without branches: move exponent/mantissa into place, rebias, then fix up
 // Inf/NaN (exponent 31) and subnormals (exponent 0, renormalized by an exact float
 // subtraction).
-AMALGAM_CLONES void f16_to_f32_loop(const uint16_t* __restrict src, float* __restrict dst, size_t n) {
+AMALGAM_CLONES void f16_to_f32_generic(const uint16_t* __restrict src, float* __restrict dst, size_t n) {
   constexpr uint32_t kExpMask = 0x7c00u << 13;
   constexpr float kMagic = std::bit_cast<float>(113u << 23);
   for (size_t i = 0; i < n; ++i) {
@@ -148,7 +152,7 @@ AMALGAM_CLONES void f16_to_f32_loop(const uint16_t* __restrict src, float* __res
 
 // f32 -> f16 round-to-nearest-even, branchless. Results below the f16 normal range come
 // from adding a magic constant so the FPU's own RNE does the subnormal rounding.
-AMALGAM_CLONES void f32_to_f16_loop(const float* __restrict src, uint16_t* __restrict dst, size_t n) {
+AMALGAM_CLONES void f32_to_f16_generic(const float* __restrict src, uint16_t* __restrict dst, size_t n) {
   constexpr uint32_t kF32Inf = 255u << 23;
   constexpr uint32_t kF16Max = (127u + 16u) << 23;  // first f32 that overflows f16 after rounding
   constexpr uint32_t kDenormMagicU = ((127u - 15u) + (23u - 10u) + 1u) << 23;
@@ -163,6 +167,59 @@ AMALGAM_CLONES void f32_to_f16_loop(const float* __restrict src, uint16_t* __res
     const uint32_t r = a >= kF16Max ? special : (a < (113u << 23) ? denorm : normal);
     dst[i] = static_cast<uint16_t>(r | sign);
   }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// F16C converts 8 halves per instruction, exactly (f16 -> f32) and with the MXCSR-free
+// round-to-nearest-even immediate (f32 -> f16); NaNs come out quiet with sign and top
+// payload bits, as in the generic code. GCC does not vectorize the generic f16 loops for
+// AVX2, so this is the fast path on every x86-64-v3 or newer CPU.
+__attribute__((target("avx2,f16c"))) void f16_to_f32_f16c(const uint16_t* src, float* dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    __m256 f = _mm256_cvtph_ps(h);
+    const __m256 nan = _mm256_cmp_ps(f, f, _CMP_UNORD_Q);
+    if (_mm256_movemask_ps(nan)) {
+      // vcvtph2ps quiets signalling NaNs; keep the payload bit-exact like the generic code.
+      const __m256i h32 = _mm256_cvtepu16_epi32(h);
+      const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(h32, _mm256_set1_epi32(0x8000)), 16);
+      const __m256i mant = _mm256_slli_epi32(_mm256_and_si256(h32, _mm256_set1_epi32(0x3ff)), 13);
+      const __m256i bits = _mm256_or_si256(_mm256_or_si256(sign, mant), _mm256_set1_epi32(0x7f800000));
+      f = _mm256_blendv_ps(f, _mm256_castsi256_ps(bits), nan);
+    }
+    _mm256_storeu_ps(dst + i, f);
+  }
+  if (i < n) f16_to_f32_generic(src + i, dst + i, n - i);
+}
+__attribute__((target("avx2,f16c"))) void f32_to_f16_f16c(const float* src, uint16_t* dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
+  }
+  if (i < n) f32_to_f16_generic(src + i, dst + i, n - i);
+}
+bool has_f16c() {
+  static const bool yes = [] {
+    __builtin_cpu_init();  // may run before libgcc's own constructor
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  }();
+  return yes;
+}
+#endif
+
+void f16_to_f32_loop(const uint16_t* src, float* dst, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (has_f16c()) return f16_to_f32_f16c(src, dst, n);
+#endif
+  f16_to_f32_generic(src, dst, n);
+}
+void f32_to_f16_loop(const float* src, uint16_t* dst, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (has_f16c()) return f32_to_f16_f16c(src, dst, n);
+#endif
+  f32_to_f16_generic(src, dst, n);
 }
 
 template <typename Int>
