@@ -28,6 +28,31 @@ struct GtaKind {
   bool rescale;
 };
 
+// D = sum_k w_k (x_k - b), in model order (E_0 first, as sum_combine adds them).
+AMALGAM_SIMD_CLONES void ta_accumulate(const float* const* xs, size_t M, const float* __restrict b,
+                                       const float* __restrict w, size_t n, float* __restrict D) {
+  {
+    const float* __restrict x = xs[0];
+    const float w0 = w[0];
+    for (size_t i = 0; i < n; ++i) D[i] = w0 * (x[i] - b[i]);
+  }
+  for (size_t k = 1; k < M; ++k) {
+    const float* __restrict x = xs[k];
+    const float wk = w[k];
+    for (size_t i = 0; i < n; ++i) D[i] += wk * (x[i] - b[i]);
+  }
+}
+
+// out = b + lambda * (D / z) with the optional steps skipped exactly as sum_combine does.
+AMALGAM_SIMD_CLONES void finish_sum(float* __restrict D, size_t n, bool normalize, float z, float lambda,
+                                    const float* __restrict b, float* __restrict out) {
+  if (normalize)
+    for (size_t i = 0; i < n; ++i) D[i] /= z;
+  if (lambda != 1.0f)
+    for (size_t i = 0; i < n; ++i) D[i] *= lambda;
+  for (size_t i = 0; i < n; ++i) out[i] = b[i] + D[i];
+}
+
 struct ModelState {
   size_t input = 0;      // index among the job's inputs
   uint32_t ordinal = 0;  // index among the non-base inputs (RNG / MaskSource model id)
@@ -74,7 +99,10 @@ class GtaMerger final : public TensorMerger {
       models_.push_back(std::move(m));
     }
     weight_sum_ = static_cast<float>(std::fabs(wsum) < 1e-8 ? 1.0 : wsum);
-    for (auto& m : models_) any_select_ |= m.keep_top != nullptr;
+    for (auto& m : models_) {
+      any_select_ |= m.keep_top != nullptr;
+      any_sparsified_ |= m.sparsified;
+    }
   }
 
   uint64_t row_length() const override { return kind_.sparsifier == Sparsifier::Della ? slab_ : 1; }
@@ -220,13 +248,21 @@ class GtaMerger final : public TensorMerger {
                     float* mask, uint32_t* keys, float* tmp) const;
 
   void accumulate_select(const Chunk& chunk);
+  void fused_task_arithmetic(const Chunk& c, uint64_t off, uint64_t n, const float* b, const float* w, float* o,
+                             float* D) const {
+    const size_t M = models_.size();
+    std::vector<const float*> xs(M);
+    for (size_t k = 0; k < M; ++k) xs[k] = c.inputs[models_[k].input] + off;
+    ta_accumulate(xs.data(), M, b, w, n, D);
+    finish_sum(D, n, normalize_, weight_sum_, lambda_, b, o);
+  }
   void accumulate_rescale(const Chunk& chunk);
 
   const TensorJob& job_;
   GtaKind kind_;
   uint64_t n_ = 0, block_ = 65536, slab_ = 1, group_len_ = 1, stride_ = 1, unit_ = kTile;
   size_t base_ = 0;
-  bool normalize_ = false, rescale_ = false, need_rescale_ = false, any_select_ = false;
+  bool normalize_ = false, rescale_ = false, need_rescale_ = false, any_select_ = false, any_sparsified_ = false;
   float lambda_ = 1.0f, weight_sum_ = 1.0f;
   uint64_t rng_key_ = 0;
   int passes_done_ = 0;
@@ -483,6 +519,16 @@ void GtaMerger::merge(const Chunk& chunk, float* out) const {
   std::vector<float> E(M * unit_), mask(unit_), tmp(unit_), D(unit_), Z(unit_), S(unit_), w(M);
   std::vector<uint32_t> keys(unit_);
   for (size_t k = 0; k < M; ++k) w[k] = models_[k].weight;
+  if (!any_sparsified_ && !kind_.consensus) {
+    // Plain task arithmetic: the same operations in the same order as the general path
+    // below (so e.g. dare_linear at density 1 gives the same bits), fused into one loop.
+    for_each_tile(0, chunk.count, [&](uint64_t off, uint64_t n) {
+      const float* b = chunk.inputs[base_] + off;
+      float* o = out + off;
+      fused_task_arithmetic(chunk, off, n, b, w.data(), o, D.data());
+    });
+    return;
+  }
   for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
     std::vector<Ranks> ranks(M);
     for (size_t k = 0; k < M; ++k) ranks[k] = block_ranks(models_[k], blk);

@@ -33,6 +33,7 @@ class SceMerger final : public TensorMerger {
   }
 
   void accumulate(int, const Chunk& c) override {
+    if (q_done_) return;  // a pass announced as an upper bound but not needed
     const size_t M = xs_.size();
     std::vector<float> d(M * kTile), mask(kTile);
     std::vector<uint32_t> keys(kTile);
@@ -60,6 +61,7 @@ class SceMerger final : public TensorMerger {
   }
 
   void finish_pass(int) override {
+    if (q_done_) return;
     if (selecting()) {
       if (passes_done_ == 0) {
         // k = floor(nz * select_topk) of the non-zero variances (§5.8).
