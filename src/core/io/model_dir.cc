@@ -1,11 +1,12 @@
 #include "io/model_dir.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include "io/json_strict.h"
@@ -41,10 +42,29 @@ bool exists_file(const fs::path& p) {
   return fs::is_regular_file(p, ec);
 }
 
-// `org/name`, `name`, optionally `@revision`: the shapes of a Hub repo id.
+// `org/name` or `name`, optionally `@revision`: the shapes of a Hub repo id.
 bool looks_like_repo_id(const std::string& ref) {
-  static const std::regex re(R"(^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?(@[A-Za-z0-9._/-]+)?$)");
-  return std::regex_match(ref, re);
+  const size_t at = ref.find('@');
+  const std::string id = ref.substr(0, at);
+  if (at != std::string::npos) {
+    const std::string rev = ref.substr(at + 1);
+    if (rev.empty()) return false;
+    for (char c : rev)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && !std::strchr("._-/", c)) return false;
+  }
+  int slashes = 0;
+  bool segment_start = true;
+  for (char c : id) {
+    if (c == '/') {
+      if (segment_start || ++slashes > 1) return false;
+      segment_start = true;
+      continue;
+    }
+    const bool alnum = std::isalnum(static_cast<unsigned char>(c));
+    if (segment_start ? !alnum : !(alnum || c == '.' || c == '_' || c == '-')) return false;
+    segment_start = false;
+  }
+  return !id.empty() && !segment_start;
 }
 
 fs::path hub_cache_root() {
