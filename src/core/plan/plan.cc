@@ -318,10 +318,12 @@ class Planner {
       cands.push_back({i, name, *found, stored});
     }
     bool embedding = is_vocab_embedding_name(out_name);
+    // Outside the layer stack, a matrix with vocab_size rows is a vocabulary matrix too
+    // (inside it, a hidden size that happens to equal vocab_size must not count).
     for (const Candidate& c : cands) {
       const auto& cfg = model(slice.sources[c.source].model).config();
       const auto& shape = c.ref.info->shape;
-      if (shape.size() == 2 && cfg.is_object() && cfg.contains("vocab_size") &&
+      if (offset < 0 && shape.size() == 2 && cfg.is_object() && cfg.contains("vocab_size") &&
           cfg["vocab_size"].is_number_integer() && cfg["vocab_size"].get<int64_t>() == shape[0]) {
         embedding = true;
       }

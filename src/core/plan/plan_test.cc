@@ -267,6 +267,15 @@ TEST(Plan, EmbeddingRectificationAndConfigVocab) {
                ErrorKind::Input, "cannot extend embeddings");
 }
 
+TEST(Plan, VocabSizedLayerMatrixIsNotAnEmbedding) {
+  // vocab 8 = rows of up_proj [2*4, 4]: only tensors outside the layer stack count.
+  std::string a = write_model("v8", llama_tensors(2, 8, 4, true), llama_config(2, 8, 4));
+  MergePlan p = plan_text("merge_method: linear\nmodels:\n  - model: " + a + "\nparameters: {weight: 1}\n");
+  EXPECT_FALSE(find(p, "model.layers.0.mlp.up_proj.weight").job.is_embedding);
+  EXPECT_TRUE(find(p, "model.embed_tokens.weight").job.is_embedding);
+  EXPECT_FALSE(find(p, "model.norm.weight").job.is_embedding);
+}
+
 TEST(Plan, NonEmbeddingMismatchDropsForGtaAndFailsOtherwise) {
   const Models& m = llama3();
   auto wide = llama_tensors(5, 32, 4, true);
