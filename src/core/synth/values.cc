@@ -38,10 +38,31 @@ uint64_t stream_key(uint64_t key, uint64_t stream) { return mix64(key ^ mix64(st
 uint64_t counter_bits(uint64_t key, uint64_t index) { return mix64(key + index * kGolden); }
 
 float normal_from_bits(uint64_t bits) {
-  // Box-Muller on two 24-bit uniforms in (0, 1).
-  const float u1 = (static_cast<float>(bits >> 40) + 0.5f) * (1.0f / 16777216.0f);
-  const float u2 = (static_cast<float>(bits & 0xFFFFFF) + 0.5f) * (1.0f / 16777216.0f);
-  return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.283185307179586f * u2);
+  // Inverse normal CDF of a 53-bit uniform (Acklam's rational approximation, relative
+  // error < 1.2e-9): only the 5% of draws in the tails need a log, so this is several
+  // times faster than Box-Muller, and uses one 64-bit draw per normal.
+  static constexpr double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                                 -2.759285104469687e+02, 1.383577518672690e+02,
+                                 -3.066479806614716e+01, 2.506628277459239e+00};
+  static constexpr double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                                 -1.556989798598866e+02, 6.680131188771972e+01,
+                                 -1.328068155288572e+01};
+  static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                                 -2.400758277161838e+00, -2.549732539343734e+00,
+                                 4.374664141464968e+00, 2.938163982698783e+00};
+  static constexpr double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
+                                 2.445134137142996e+00, 3.754408661907416e+00};
+  const double p = (static_cast<double>(bits >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+  constexpr double kLow = 0.02425;
+  if (p >= kLow && p <= 1 - kLow) {
+    const double q = p - 0.5, r = q * q;
+    return static_cast<float>((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+                              (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1));
+  }
+  const double q = std::sqrt(-2 * std::log(p < kLow ? p : 1 - p));
+  const double x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+                   ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  return static_cast<float>(p < kLow ? x : -x);
 }
 
 TensorValues::TensorValues(uint64_t seed, const TensorSpec& spec, int model, DeltaScales scales)
