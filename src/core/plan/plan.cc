@@ -489,6 +489,15 @@ class Planner {
         cfg["text_config"]["num_hidden_layers"] = total, set = true;
       }
       if (!set) cfg["num_hidden_layers"] = total;
+      restack_layer_types(cfg);
+    }
+    // A merged lm_head that a loader would replace by the tied embeddings: say so.
+    bool head_written = false;
+    for (const PlannedTensor& t : plan_.tensors) head_written |= is_output_head_name(t.job.name);
+    if (head_written && cfg.value("tie_word_embeddings", false) == true) {
+      plan_.warnings.push_back(
+          "config.json has tie_word_embeddings: true, so loaders will ignore the merged "
+          "lm_head.weight (the donor ties it but another model does not)");
     }
     // Embeddings cut to fewer rows than the donor's vocab_size would not load: say so.
     if (embedding_rows_ > 0 && cfg.contains("vocab_size") && cfg["vocab_size"].is_number_integer() &&
@@ -498,6 +507,25 @@ class Planner {
       cfg["vocab_size"] = embedding_rows_;
     }
     plan_.output_config = std::move(cfg);
+  }
+
+  // Per-layer lists in the config (layer_types: sliding vs full attention in Qwen3,
+  // Gemma 2/3, ...) follow the layers: slice k's entries come from its reference model.
+  void restack_layer_types(nlohmann::json& cfg) {
+    if (!cfg.contains("layer_types") || !cfg["layer_types"].is_array()) return;
+    nlohmann::json out = nlohmann::json::array();
+    for (const OutSlice& s : slices_) {
+      const Source& ref = s.sources[s.reference];
+      const auto& rc = model(ref.model).config();
+      if (!rc.contains("layer_types") || !rc["layer_types"].is_array() ||
+          rc["layer_types"].size() < static_cast<size_t>(ref.begin + s.length)) {
+        plan_.warnings.push_back(fmt::format(
+            "config.json: layer_types left as the donor's ('{}' has no matching layer_types)", ref.ref));
+        return;
+      }
+      for (int k = 0; k < s.length; ++k) out.push_back(rc["layer_types"][ref.begin + k]);
+    }
+    cfg["layer_types"] = std::move(out);
   }
 
   void finish_warnings() {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -15,6 +17,8 @@
 namespace amalgam {
 namespace {
 using namespace plan_test;
+
+testing::Environment* const cleanup = testing::AddGlobalTestEnvironment(new ScratchCleanup);
 
 struct Models {
   std::string base, m1, m2;
@@ -206,6 +210,21 @@ TEST(Plan, SlicesRenumberingPassthroughAndPerModelFilterUsesInputName) {
   EXPECT_EQ(p.output_config["num_hidden_layers"], 8);
   EXPECT_EQ(p.output_config["model_type"], "llama");
   EXPECT_EQ(p.config_donor, set.index_of(m.m1));
+}
+
+TEST(Plan, SlicesRestackLayerTypesAndWarnAboutTiedConfig) {
+  nlohmann::json cfg = llama_config(4, 32, 4);
+  cfg["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
+  cfg["tie_word_embeddings"] = true;
+  std::string a = write_model("lt_a", llama_tensors(4, 32, 4, true), cfg);
+  MergePlan p = plan_text("merge_method: passthrough\nslices:\n  - sources:\n      - model: " + a +
+                          "\n        layer_range: [0, 2]\n  - sources:\n      - model: " + a +
+                          "\n        layer_range: [1, 4]\n");
+  EXPECT_EQ(p.output_config["num_hidden_layers"], 5);
+  EXPECT_EQ(p.output_config["layer_types"],
+            nlohmann::json({"sliding_attention", "full_attention", "full_attention", "sliding_attention",
+                            "full_attention"}));
+  EXPECT_TRUE(has_warning(p, "tie_word_embeddings: true"));
 }
 
 TEST(Plan, TPerSliceRestartsAndSingleLayerSliceUsesOne) {
@@ -464,6 +483,25 @@ TEST(Plan, UnusedParameterWarnings) {
                           "\n    parameters: {weight: 1, t: 0.5}\nparameters:\n  densty: 0.5\n");
   EXPECT_TRUE(has_warning(p, "<string>:7: parameter 'densty' is not used by merge method(s) ties"));
   EXPECT_TRUE(has_warning(p, "<string>:5: parameter 't' is"));
+}
+
+TEST(Plan, HubNamesResolveThroughTheLocalCache) {
+  namespace fs = std::filesystem;
+  fs::path cache = scratch_root() / "hub";
+  fs::path repo = cache / "models--acme--tiny";
+  fs::create_directories(repo / "refs");
+  std::ofstream(repo / "refs" / "main") << "abc123";
+  fs::path snap = repo / "snapshots" / "abc123";
+  fs::create_directories(snap.parent_path());
+  fs::remove_all(snap);
+  fs::rename(write_model("hub_src", llama_tensors(2, 32, 4, true), llama_config(2, 32, 4)), snap);
+  const char* old = std::getenv("HF_HUB_CACHE");
+  std::string saved = old ? old : "";
+  setenv("HF_HUB_CACHE", cache.c_str(), 1);
+  MergePlan p = plan_text("merge_method: linear\nmodels:\n  - model: acme/tiny\n    parameters: {weight: 1}\n");
+  if (old) setenv("HF_HUB_CACHE", saved.c_str(), 1); else unsetenv("HF_HUB_CACHE");
+  EXPECT_EQ(p.tensors[0].job.input_labels[0], "acme/tiny");
+  EXPECT_EQ(p.output_config["model_type"], "llama");
 }
 
 // The fixture recipes, with their Hub names replaced by local checkpoints of the shape

@@ -45,11 +45,24 @@ inline nlohmann::json llama_config(int layers, int vocab, int hidden) {
           {"torch_dtype", "float32"}, {"tie_word_embeddings", false}};
 }
 
+inline std::filesystem::path scratch_root() {
+  return std::filesystem::path(testing::TempDir()) / ("amalgam_plan_test_" + std::to_string(::getpid()));
+}
+
+// Removes the scratch checkpoints when the test program ends.
+class ScratchCleanup : public testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(scratch_root(), ec);
+  }
+};
+
 // Writes the checkpoint under a fresh directory and returns its path.
 inline std::string write_model(const std::string& name, const std::vector<TensorSpec>& tensors,
                                const nlohmann::json& config) {
   namespace fs = std::filesystem;
-  fs::path dir = fs::path(testing::TempDir()) / ("amalgam_plan_test_" + std::to_string(::getpid())) / name;
+  fs::path dir = scratch_root() / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::vector<OutputTensor> out;
