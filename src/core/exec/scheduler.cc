@@ -1,0 +1,259 @@
+#include "exec/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "exec/cancel.h"
+#include "exec/chunking.h"
+#include "exec/tensor_reader.h"
+#include "kernels/convert.h"
+#include "util/error.h"
+
+namespace amalgam {
+namespace {
+
+// One tensor in flight. Fields other than the merger are guarded by Scheduler::mu_.
+struct TensorTask {
+  size_t index = 0;
+  const PlannedTensor* planned = nullptr;
+  std::unique_ptr<TensorMerger> merger;
+  std::vector<InputReader> inputs;
+  std::vector<ChunkRange> chunks;
+  int pass = 0, passes = 1;  // passes = stat passes + the merge pass
+  size_t next = 0, done = 0;
+  bool finishing = false;     // finish_pass() running: hand out no chunks meanwhile
+};
+
+// Per-worker scratch; grows to the largest chunk it sees and is then reused.
+struct WorkerBuffers {
+  std::vector<float> in, out;
+  std::vector<uint8_t> bytes, scratch;
+  std::vector<const float*> ptrs;
+  std::vector<ReadSegment> segments;
+};
+
+bool is_nonfinite(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  return (b & 0x7f800000u) == 0x7f800000u;
+}
+
+class Scheduler {
+ public:
+  Scheduler(const MergePlan& plan, const ModelSet& models, const ScheduleOptions& options)
+      : plan_(plan), models_(models), opt_(options),
+        window_(static_cast<size_t>(std::max(1, options.threads)) + 1) {}
+
+  ScheduleResult run() {
+    int n = std::max(1, opt_.threads);
+    std::vector<std::thread> workers;
+    workers.reserve(n);
+    for (int i = 0; i < n; ++i) workers.emplace_back([this] { work(); });
+    {
+      std::unique_lock lock(mu_);
+      while (running_ > 0) {
+        if (cancel_requested() && !error_)
+          set_error(std::make_exception_ptr(Error(ErrorKind::Io, "merge interrupted")));
+        size_t td = tensors_done_;
+        uint64_t bd = bytes_done_;
+        lock.unlock();
+        if (opt_.progress) opt_.progress(td, bd);
+        lock.lock();
+        cv_main_.wait_for(lock, std::chrono::milliseconds(200));
+      }
+    }
+    for (auto& w : workers) w.join();
+    if (error_) std::rethrow_exception(error_);
+    if (opt_.progress) opt_.progress(tensors_done_, bytes_done_);
+    ScheduleResult r;
+    r.bytes_read = bytes_read_;
+    for (auto& [line, count] : warnings_)
+      r.warnings.push_back(count > 1 ? line + fmt::format(" (x{})", count) : line);
+    return r;
+  }
+
+ private:
+  bool finished() const { return next_tensor_ == plan_.tensors.size() && active_.empty(); }
+
+  void set_error(std::exception_ptr e) {  // mu_ held
+    if (!error_) error_ = std::move(e);
+    cv_.notify_all();
+    cv_main_.notify_all();
+  }
+
+  // Creates the merger and input readers of the next tensor (mu_ held: cheap, no I/O).
+  void activate() {
+    size_t index = next_tensor_++;
+    const PlannedTensor& pt = plan_.tensors[index];
+    auto task = std::make_unique<TensorTask>();
+    task->index = index;
+    task->planned = &pt;
+    if (!pt.method) fail(ErrorKind::Internal, "tensor {}: no merge method planned", pt.job.name);
+    task->merger = pt.method->create(pt.job);
+    for (const auto& ref : pt.inputs) task->inputs.emplace_back(models_, ref, pt.job.shape, pt.load_dtype);
+    task->passes = task->merger->stat_passes() + 1;
+    uint64_t chunk =
+        chunk_size_for(opt_.chunk_elements, reduction_block(task->merger->row_length()));
+    task->chunks = split_chunks(shape_numel(pt.job.shape), chunk);
+    if (task->chunks.empty()) {  // an empty tensor: run the passes over no chunks
+      for (int p = 0; p + 1 < task->passes; ++p) task->merger->finish_pass(p);
+      complete(*task);
+      return;
+    }
+    active_.push_back(std::move(task));
+  }
+
+  void complete(TensorTask& task) {  // mu_ held
+    for (auto& w : task.merger->warnings()) ++warnings_[w];
+    ++tensors_done_;
+  }
+
+  void work() {
+    WorkerBuffers buf;
+    std::unique_lock lock(mu_);
+    try {
+      while (!error_) {
+        if (cancel_requested()) {
+          set_error(std::make_exception_ptr(Error(ErrorKind::Io, "merge interrupted")));
+          break;
+        }
+        TensorTask* task = nullptr;
+        for (auto& t : active_)
+          if (!t->finishing && t->next < t->chunks.size()) {
+            task = t.get();
+            break;
+          }
+        if (!task) {
+          if (next_tensor_ < plan_.tensors.size() && active_.size() < window_) {
+            activate();
+            continue;
+          }
+          if (finished()) break;
+          cv_.wait(lock);
+          continue;
+        }
+        ChunkRange range = task->chunks[task->next++];
+        int pass = task->pass;
+        lock.unlock();
+        uint64_t read = process(*task, pass, range, buf);
+        lock.lock();
+        bytes_read_ += read;
+        if (pass + 1 == task->passes) bytes_done_ += read;
+        if (++task->done < task->chunks.size()) continue;
+        if (pass + 1 < task->passes) {
+          task->finishing = true;
+          lock.unlock();
+          task->merger->finish_pass(pass);
+          lock.lock();
+          task->finishing = false;
+          task->pass++;
+          task->next = task->done = 0;
+        } else {
+          complete(*task);
+          auto it = std::find_if(active_.begin(), active_.end(),
+                                 [&](const auto& t) { return t.get() == task; });
+          std::unique_ptr<TensorTask> owned = std::move(*it);
+          active_.erase(it);
+          lock.unlock();
+          owned.reset();  // frees the merger's state outside the lock
+          lock.lock();
+        }
+        cv_.notify_all();
+      }
+    } catch (...) {
+      if (!lock.owns_lock()) lock.lock();
+      set_error(std::current_exception());
+    }
+    --running_;
+    cv_.notify_all();
+    cv_main_.notify_all();
+  }
+
+  // Reads the chunk's inputs, then accumulates (stats pass) or merges, checks and writes.
+  uint64_t process(TensorTask& task, int pass, ChunkRange range, WorkerBuffers& buf) {
+    const PlannedTensor& pt = *task.planned;
+    const size_t n = task.inputs.size();
+    const uint64_t cnt = range.count;
+    if (buf.in.size() < n * cnt) buf.in.resize(n * cnt);
+    buf.ptrs.resize(n);
+    uint64_t read = 0;
+    for (size_t i = 0; i < n; ++i) {
+      float* dst = buf.in.data() + i * cnt;
+      read += task.inputs[i].read(range.begin, cnt, dst, buf.segments, buf.scratch);
+      buf.ptrs[i] = dst;
+    }
+    Chunk chunk{range.begin, cnt, std::span<const float* const>(buf.ptrs.data(), n)};
+    if (pass + 1 < task.passes) {
+      task.merger->accumulate(pass, chunk);
+      return read;
+    }
+    if (buf.out.size() < cnt) buf.out.resize(cnt);
+    float* out = buf.out.data();
+    task.merger->merge(chunk, out);
+    bool bad = false;
+    for (uint64_t k = 0; k < cnt; ++k) bad |= is_nonfinite(out[k]);
+    if (bad) check_nonfinite(pt, chunk, out);
+    size_t need = cnt * dtype_size(pt.out_dtype);
+    if (buf.bytes.size() < need) buf.bytes.resize(need);
+    from_f32(pt.out_dtype, out, buf.bytes.data(), cnt);
+    if (opt_.write) opt_.write(task.index, range.begin, cnt, buf.bytes.data());
+    return read;
+  }
+
+  // METHODS.md §8.2: a non-finite output where every input was finite is an error.
+  [[noreturn]] static void nonfinite_error(const PlannedTensor& pt, uint64_t element, float v) {
+    fail(ErrorKind::Recipe,
+         "tensor {}: method {} produced a non-finite value ({}) at element {} from finite "
+         "inputs (e.g. a zero weight sum under normalize); nothing was written",
+         pt.job.name, pt.method->name(), v, element);
+  }
+  static void check_nonfinite(const PlannedTensor& pt, const Chunk& chunk, const float* out) {
+    for (uint64_t k = 0; k < chunk.count; ++k) {
+      if (!is_nonfinite(out[k])) continue;
+      bool inputs_finite = true;
+      for (const float* in : chunk.inputs) inputs_finite &= !is_nonfinite(in[k]);
+      if (inputs_finite) nonfinite_error(pt, chunk.begin + k, out[k]);
+    }
+  }
+
+  const MergePlan& plan_;
+  const ModelSet& models_;
+  const ScheduleOptions& opt_;
+  const size_t window_;
+  std::mutex mu_;
+  std::condition_variable cv_, cv_main_;
+  std::deque<std::unique_ptr<TensorTask>> active_;
+  size_t next_tensor_ = 0, tensors_done_ = 0;
+  int running_ = 0;
+  uint64_t bytes_read_ = 0, bytes_done_ = 0;
+  std::map<std::string, size_t> warnings_;
+  std::exception_ptr error_;
+
+ public:
+  void set_running(int n) { running_ = n; }
+};
+
+}  // namespace
+
+uint64_t merge_input_bytes(const PlannedTensor& t) {
+  uint64_t n = shape_numel(t.job.shape), total = 0;
+  for (const auto& in : t.inputs) total += n * dtype_size(in.dtype);
+  return total;
+}
+
+ScheduleResult run_schedule(const MergePlan& plan, const ModelSet& models,
+                            const ScheduleOptions& options) {
+  Scheduler s(plan, models, options);
+  s.set_running(std::max(1, options.threads));
+  return s.run();
+}
+
+}  // namespace amalgam

@@ -1,0 +1,35 @@
+// Reads one chunk of one job input into an f32 buffer: resolves the stored tensor,
+// follows rectified (top-left) layouts, applies the recipe's load-dtype rounding, and
+// releases the mapped pages afterwards so RSS stays bounded by the chunks in flight.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "exec/chunking.h"
+#include "io/safetensors_reader.h"
+#include "plan/plan.h"
+
+namespace amalgam {
+
+class InputReader {
+ public:
+  // Resolves `ref` in `models`; throws Error(Input) naming the model and tensor when the
+  // stored tensor is absent or cannot present itself in `job_shape`.
+  InputReader(const ModelSet& models, const InputRef& ref, const std::vector<int64_t>& job_shape,
+              std::optional<DType> load_dtype);
+
+  // Job elements [begin, begin+count) as f32 into dst. `scratch` grows as needed.
+  // Returns the stored bytes read.
+  uint64_t read(uint64_t begin, uint64_t count, float* dst, std::vector<ReadSegment>& segments,
+                std::vector<uint8_t>& scratch) const;
+  DType stored_dtype() const { return info_->dtype; }
+
+ private:
+  const SafetensorsFile* file_;
+  const TensorInfo* info_;
+  std::vector<int64_t> job_shape_;
+  std::optional<DType> round_to_;  // set when rounding changes values
+};
+
+}  // namespace amalgam
