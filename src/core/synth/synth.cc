@@ -139,7 +139,9 @@ SynthPlan plan_synth(const SynthOptions& o) {
 
 SynthPlan write_synth(const std::string& out_dir, const SynthOptions& o) {
   SynthPlan plan = plan_synth(o);
-  const fs::path out = fs::path(out_dir).lexically_normal();
+  fs::path out = fs::path(out_dir).lexically_normal();
+  if (out.empty()) fail(ErrorKind::Usage, "empty output directory");
+  if (out.filename().empty()) out = out.parent_path();  // "out/" -> "out"
   std::error_code ec;
   if (fs::exists(out, ec)) {
     if (!fs::is_directory(out))

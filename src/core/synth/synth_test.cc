@@ -131,9 +131,11 @@ TEST(Synth, RefusesNonEmptyOutputUnlessForced) {
   write_synth((tmp.path / "o").string(), o);
   EXPECT_FALSE(fs::exists(tmp.path / "o" / "keep.txt"));
   EXPECT_TRUE(fs::exists(tmp.path / "o" / "expert_1" / "model.safetensors"));
-  // An existing empty directory is fine without --force.
+  // An existing empty directory is fine without --force, with or without a slash.
   fs::create_directories(tmp.path / "empty");
-  write_synth((tmp.path / "empty").string(), o);
+  write_synth((tmp.path / "empty").string() + "/", o);
+  EXPECT_TRUE(fs::exists(tmp.path / "empty" / "base" / "model.safetensors"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path), fs::directory_iterator()), 2);
 }
 
 // A file system that fails after a number of writes: nothing may be left behind.
