@@ -184,7 +184,7 @@ ModelShape shape_for_size(Family family, uint64_t params) {
     uint64_t fixed = parameter_count(zero);
     if (fixed >= params) continue;
     double layers_f = static_cast<double>(params - fixed) / per_layer;
-    if (layers_f < 0.75) continue;
+    if (layers_f < 0.5) continue;
     double cost = std::abs(std::log(layers_f / preferred_layers));
     if (cost < best_cost) {
       best_cost = cost;
@@ -199,9 +199,12 @@ ModelShape shape_for_size(Family family, uint64_t params) {
       best = s;
     }
   }
-  if (!std::isfinite(best_cost))
-    fail(ErrorKind::Usage, "size {} is too small for a {} model (use at least 100K)", params,
-         family_name(family));
+  if (!std::isfinite(best_cost)) {
+    ModelShape smallest = scaled_shape(family, kLadder[0].first, params);
+    smallest.vocab = 256;
+    fail(ErrorKind::Usage, "size {} is too small for a {} model (smallest: {} parameters)", params,
+         family_name(family), parameter_count(smallest));
+  }
   return best;
 }
 
