@@ -140,13 +140,17 @@ __attribute__((target("avx2"))) static void philox_groups_avx2(uint64_t key, uin
         out[16 * v + 4 * l + j] = static_cast<float>(static_cast<uint32_t>(w[j][l]) >> 8) * 0x1p-24f;
   }
 }
-static const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
-#define AMALGAM_PHILOX_GROUPS(...) (kHaveAvx2 ? philox_groups_avx2(__VA_ARGS__) : philox_groups(__VA_ARGS__))
+static bool have_avx2() {
+  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
+  return v;
+}
+#define AMALGAM_PHILOX_GROUPS(...) (avx2 ? philox_groups_avx2(__VA_ARGS__) : philox_groups(__VA_ARGS__))
 #else
-#define AMALGAM_PHILOX_GROUPS(...) philox_groups(__VA_ARGS__)
+static bool have_avx2() { return false; }
+#define AMALGAM_PHILOX_GROUPS(...) ((void)avx2, philox_groups(__VA_ARGS__))
 #endif
 
-void philox_uniforms(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out) {
+static void uniforms_impl(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out, bool avx2) {
   float buf[4 * kLanes];
   uint64_t e = first, end = first + n;
   while (e < end) {
@@ -162,6 +166,14 @@ void philox_uniforms(uint64_t key, uint32_t model, uint64_t first, size_t n, flo
     for (uint64_t i = e; i < stop; ++i) out[i - first] = buf[i - base];
     e = stop;
   }
+}
+
+void philox_uniforms(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out) {
+  uniforms_impl(key, model, first, n, out, have_avx2());
+}
+
+void philox_uniforms_portable(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out) {
+  uniforms_impl(key, model, first, n, out, false);
 }
 
 }  // namespace amalgam

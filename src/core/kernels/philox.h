@@ -22,6 +22,9 @@ uint64_t philox_tensor_key(uint64_t seed, std::string_view tensor_name);
 // philox(counter = {lo(e/4), hi(e/4), model, 0}, key).
 void philox_uniforms(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out);
 
+// The same draws without the AVX2 path (tests compare both).
+void philox_uniforms_portable(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out);
+
 // One element's draw (reference / slow paths; equal to philox_uniforms).
 float philox_uniform(uint64_t key, uint32_t model, uint64_t element);
 
