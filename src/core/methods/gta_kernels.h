@@ -1,0 +1,35 @@
+// Element-wise kernels of the task-arithmetic family (gta.cc): task vectors and their
+// magnitude keys, Bernoulli masks, weighting, TIES sign consensus, and DELLA's per-row
+// ranks. Plain loops that GCC vectorizes, compiled for AVX2 and the baseline
+// (kernels/simd.h). Internal to methods/.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace amalgam::mdetail {
+
+// D = sum_k w_k (x_k - b), in model order.
+void ta_accumulate(const float* const* xs, size_t M, const float* b, const float* w, size_t n, float* D);
+// out = b + lambda * (D / z), skipping the steps that are identities exactly as sum_combine.
+void finish_sum(float* D, size_t n, bool normalize, float z, float lambda, const float* b, float* out);
+void delta_keys(const float* x, const float* b, size_t n, float* d, uint32_t* keys);
+void delta_only(const float* x, const float* b, size_t n, float* d);
+void bernoulli_mask(const float* u, float p, size_t n, float* mask);
+void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask);
+// e = w * (e * mask * s) (mask may be null: e = w * e).
+void weigh(float* e, const float* mask, float s, float w, size_t n);
+// TIES consensus over M weighted deltas E (row stride `stride`), normalize, lambda, + base.
+void consensus_combine(const float* E, size_t stride, const float* w, size_t M, size_t n, bool normalize,
+                       float lambda, const float* base, float* out, float* S, float* D, float* Z);
+// Without consensus: D = sum_k E_k (/ z), lambda, + base.
+void sum_combine(const float* E, size_t stride, size_t M, size_t n, bool normalize, float z, float lambda,
+                 const float* base, float* out, float* D);
+
+struct RankScratch {
+  std::vector<uint32_t> ka, kb, ia, ib;
+};
+// rank[pos] = ascending 0-based rank of keys[pos] among the C keys (ties: lower pos first).
+void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s);
+
+}  // namespace amalgam::mdetail
