@@ -137,5 +137,35 @@ TEST(GtaReference, DellaProbabilitiesFollowRowRanks) {
   }
 }
 
+TEST(GtaReference, DellaRanksAlongAxisOneOf3dTensors) {
+  const int64_t A = 3, R = 50, K = 40;  // fibres along axis 1: (a, :, k), strided by K
+  auto in = random_models(2, A * R * K, 24, 0.01f, true);
+  ProbeMasks probe(A * R * K);
+  auto job = make_job({A, R, K}, 2, 0, {{}, {{"weight", 1.0}, {"density", 0.5}, {"epsilon", 0.2}}});
+  job.masks = &probe;
+  merge_in_memory(*find_method("della_linear"), job, in, 1, 2);
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t k = 0; k < K; ++k) {
+      auto at = [&](int64_t r) { return (a * R + r) * K + k; };
+      std::vector<int64_t> idx(R);
+      std::iota(idx.begin(), idx.end(), 0);
+      auto mag = [&](int64_t r) { return std::fabs(in[1][at(r)] - in[0][at(r)]); };
+      std::stable_sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) { return mag(x) < mag(y); });
+      for (int64_t q = 0; q < R; ++q) {
+        const float want = static_cast<float>(0.3 + 0.4 * (static_cast<double>(q) / (R - 1)));
+        ASSERT_EQ(static_cast<float>(probe.p[at(idx[q])]), want) << a << "," << k << " rank " << q;
+      }
+    }
+}
+
+TEST(GtaReference, DellaRowOfLengthOneKeepsWithProbabilityRho) {
+  auto in = random_models(2, 64, 25);
+  ProbeMasks probe(64);
+  auto job = make_job({64, 1}, 2, 0, {{}, {{"weight", 1.0}, {"density", 0.4}, {"epsilon", 0.1}}});
+  job.masks = &probe;
+  merge_in_memory(*find_method("della"), job, in);
+  for (double p : probe.p) EXPECT_FLOAT_EQ(static_cast<float>(p), 0.4f);
+}
+
 }  // namespace
 }  // namespace amalgam
