@@ -101,8 +101,9 @@ TEST(Executor, DeterministicAcrossThreadsAndChunkSizes) {
     std::string recipe = gta_recipe(method, m, method == "breadcrumbs" ? "parameters: {gamma: 0.05}\n" : "");
     std::string reference;
     int run = 0;
-    for (int threads : {1, 2, 4}) {
-      for (uint64_t chunk : {uint64_t{1}, uint64_t{100000}, uint64_t{1} << 20}) {
+    const std::pair<int, uint64_t> configs[] = {{1, 1 << 20}, {2, 1}, {4, 100000}, {2, 1 << 20}};
+    for (auto [threads, chunk] : configs) {
+      {
         ExecOptions o;
         o.threads = threads;
         o.chunk_elements = chunk;

@@ -150,23 +150,23 @@ std::vector<std::string> with(const std::string& extra) {
   return {std::string(kW3[0]) + extra, std::string(kW3[1]) + extra, std::string(kW3[2]) + extra};
 }
 
-TEST(MergeReference, Linear) {
+TEST(MergeReference, Linear_slow) {
   check_f32("linear", {"linear", model_list(DType::F32, with("")), ""}, 0);
 }
-TEST(MergeReference, TaskArithmetic) {
+TEST(MergeReference, TaskArithmetic_slow) {
   check_f32("ta", {"task_arithmetic", model_list(DType::F32, with("")), "parameters: {lambda: 0.7}\n"}, 0);
 }
-TEST(MergeReference, Ties) {
+TEST(MergeReference, Ties_slow) {
   check_f32("ties", {"ties", model_list(DType::F32, with(", density: 0.4")), ""}, 1e-4);
 }
-TEST(MergeReference, Breadcrumbs) {
+TEST(MergeReference, Breadcrumbs_slow) {
   check_f32("bc", {"breadcrumbs", model_list(DType::F32, with(", density: 0.6, gamma: 0.05")), ""},
             1e-4);
 }
-TEST(MergeReference, Slerp) {
+TEST(MergeReference, Slerp_slow) {
   check_f32("slerp", {"slerp", model_list(DType::F32, {""}), "parameters: {t: 0.35}\n"}, 0);
 }
-TEST(MergeReference, ModelStock) {
+TEST(MergeReference, ModelStock_slow) {
   check_f32("stock", {"model_stock", model_list(DType::F32, {"", "", ""}), ""}, 0);
 }
 

@@ -1,5 +1,10 @@
 #include "exec/tensor_reader.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "kernels/convert.h"
@@ -53,9 +58,28 @@ uint64_t InputReader::read(uint64_t begin, uint64_t count, float* dst,
     // Drop the mapped pages we just read: one span covers the (possibly strided) segments.
     uint64_t first = segments.front().stored_first;
     uint64_t last = segments.back().stored_first + segments.back().count;
-    file_->release(*info_, first, last - first);
+    release_with_fault_around(first, last);
   }
   return count * dtype_size(info_->dtype);
+}
+
+// The kernel's fault-around maps up to a 64 KiB aligned window around each faulting
+// address, also pages of a neighbouring chunk that another worker may have released
+// already, or of the next tensor in the file; those would stay mapped and RSS would grow
+// with the model (measured: 1.2 GiB instead of 0.3 on Qwen2-0.5B x5 at 64K chunks).
+// Every page our reads mapped lies within the read span +- that window, so dropping the
+// padded span (within the file) leaves nothing behind; a neighbour that is still reading
+// merely refaults from the page cache.
+void InputReader::release_with_fault_around(uint64_t first, uint64_t last) const {
+  constexpr uint64_t kWindow = 64 << 10;
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t isz = dtype_size(info_->dtype);
+  const uint64_t offset = 8 + file_->header_size() + info_->data_begin;  // of the tensor data
+  const uint8_t* map = file_->data(*info_) - offset;
+  uint64_t b = offset + first * isz, e = offset + last * isz;
+  b = (b > kWindow ? b - kWindow : 0) / page * page;
+  e = std::min(file_->file_size(), (e + kWindow + page - 1) / page * page);
+  if (b < e) ::madvise(const_cast<uint8_t*>(map) + b, e - b, MADV_DONTNEED);
 }
 
 }  // namespace amalgam

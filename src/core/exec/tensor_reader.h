@@ -26,6 +26,7 @@ class InputReader {
   DType stored_dtype() const { return info_->dtype; }
 
  private:
+  void release_with_fault_around(uint64_t first, uint64_t last) const;
   const SafetensorsFile* file_;
   const TensorInfo* info_;
   std::vector<int64_t> job_shape_;
