@@ -100,6 +100,11 @@ void TopSelector::commit(Local& local) {
   local.low_or = 0;
 }
 
+void TopSelector::share_histogram_from(const TopSelector& other) {
+  hist_ = other.hist_;
+  low_or_ = other.low_or_;
+}
+
 void TopSelector::finish_pass() {
   switch (stage_) {
     case kHi: resolve_hi(); break;

@@ -73,6 +73,9 @@ class TopSelector {
   // keys[i] is the key of element first_index + i, inside reduction block `block`.
   void observe(Local& local, uint64_t block, uint64_t first_index, const uint32_t* keys, size_t n);
   void commit(Local& local);
+  // Takes the first-pass histogram of another selector over the same keys (both still in
+  // kHi, before finish_pass): breadcrumbs' two cuts then histogram the data once.
+  void share_histogram_from(const TopSelector& other);
   void finish_pass();
 
   const TopCut& cut() const { return cut_; }

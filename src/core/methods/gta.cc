@@ -94,6 +94,7 @@ class GtaMerger final : public TensorMerger {
     ++passes_done_;
     if (selecting()) {
       for (auto& m : models_) {
+        if (shares_first_pass(m)) m.drop_top->share_histogram_from(*m.keep_top);
         if (m.keep_top) m.keep_top->finish_pass();
         if (m.drop_top) m.drop_top->finish_pass();
       }
@@ -119,6 +120,11 @@ class GtaMerger final : public TensorMerger {
   std::vector<std::string> warnings() const override { return warnings_; }
 
  private:
+  // Both breadcrumbs cuts still need the first histogram of the same keys: gather it once.
+  static bool shares_first_pass(const ModelState& m) {
+    return m.keep_top && m.drop_top && m.keep_top->stage() == TopSelector::kHi &&
+           m.drop_top->stage() == TopSelector::kHi;
+  }
   bool selecting() const {
     for (auto& m : models_)
       if ((m.keep_top && m.keep_top->stage() != TopSelector::kDone) ||
@@ -318,6 +324,7 @@ void GtaMerger::accumulate_select(const Chunk& chunk) {
       bool a = m.keep_top && m.keep_top->stage() != TopSelector::kDone;
       bool b = m.drop_top && m.drop_top->stage() != TopSelector::kDone;
       if (!a && !b) continue;
+      if (shares_first_pass(m)) b = false;  // finish_pass copies keep_top's histogram
       for_each_tile(first - chunk.begin, count, [&](uint64_t off, uint64_t n) {
         delta_keys(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
         if (a) m.keep_top->observe(locals[2 * k], blk, chunk.begin + off, keys.data(), n);
