@@ -73,8 +73,9 @@ torch::Tensor attention_bias(const torch::Tensor& full_mask, int64_t past, int64
   allowed = allowed.unsqueeze(0) & full_mask.to(torch::kBool).unsqueeze(1);  // [B, T, S]
   auto zero = torch::zeros({}, torch::TensorOptions().dtype(dtype));
   // The most negative finite value (not -inf) keeps fully masked padding rows finite.
-  auto neg = torch::full({}, std::numeric_limits<float>::lowest(), torch::TensorOptions().dtype(dtype));
-  if (dtype == torch::kBFloat16) neg = torch::full({}, -3.3895313892515355e38, torch::TensorOptions().dtype(dtype));
+  // (bf16's lowest, -0x1.fep127, is exact in f32; f32's lowest would round to -inf.)
+  double lowest = dtype == torch::kBFloat16 ? -3.3895313892515355e38 : std::numeric_limits<float>::lowest();
+  auto neg = torch::full({}, lowest, torch::kFloat32).to(dtype);
   return torch::where(allowed, zero, neg).unsqueeze(1);
 }
 

@@ -119,7 +119,7 @@ Case make_case(const std::string& arch) {
 
 class ForwardVsReference : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(ForwardVsReference, LogitsAndGreedyMatch) {
+TEST_P(ForwardVsReference, LogitsAndGreedyMatch_slow) {
   configure_torch_threads(2);
   Case cs = make_case(GetParam());
   std::string dir = testing_model::scratch_dir("fwd_" + cs.name);
@@ -157,9 +157,12 @@ TEST_P(ForwardVsReference, LogitsAndGreedyMatch) {
   EXPECT_LT(max_diff, 1e-4) << cs.name;
   EXPECT_GT(ref.abs().max().item<double>(), 0.1);  // the comparison is not vacuous
 
-  // The left-padded row equals the same tokens unpadded.
+  // The left-padded row equals the same tokens unpadded (not with dynamic rope, whose
+  // frequencies depend on the longest row of the batch, in transformers as here).
+  if (cs.name != "qwen2") {
   auto alone = forward(config, weights, ids_tensor({{7, 2, 8, 1, 8, 2, 8}}), torch::ones({1, 7}, torch::kInt64));
   EXPECT_LT((alone[0] - logits[1].narrow(0, 3, 7)).abs().max().item<double>(), 1e-4);
+  }
 
   // Greedy: batched with left padding and a KV cache vs the reference's row-by-row loop.
   auto gen = generate_greedy(config, weights, prompts, max_new, std::nullopt);

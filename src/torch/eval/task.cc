@@ -216,7 +216,10 @@ std::vector<size_t> choose_fewshot(size_t n, size_t k, uint64_t seed, uint64_t d
 TaskRenderer::TaskRenderer(const TaskSpec& spec, const std::vector<TaskDoc>* pool) : spec_(spec), pool_(pool) {}
 
 std::string TaskRenderer::where(const TaskDoc& doc) const {
-  return fmt::format("{} (task {}): {}:{}", spec_.spec_path, spec_.name, spec_.data_path, doc.line);
+  // Few-shot documents point into the pool: their file is fewshot_data when set.
+  bool from_pool = pool_ && !pool_->empty() && &doc >= pool_->data() && &doc < pool_->data() + pool_->size();
+  const std::string& file = from_pool && spec_.fewshot_path ? *spec_.fewshot_path : spec_.data_path;
+  return fmt::format("{} (task {}): {}:{}", spec_.spec_path, spec_.name, file, doc.line);
 }
 
 std::vector<std::string> TaskRenderer::render_choices(const TaskDoc& doc) const {
