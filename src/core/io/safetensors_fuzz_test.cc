@@ -144,7 +144,7 @@ void mutate_json(nlohmann::json& h, std::mt19937_64& rng) {
         auto& o = e["data_offsets"];
         const int which = static_cast<int>(rng() % 2);
         const int64_t delta = static_cast<int64_t>(rng() % 17) - 8;
-        if (o[which].is_number_unsigned()) o[which] = static_cast<int64_t>(o[which].get<uint64_t>()) + delta;
+        if (o[which].is_number_unsigned()) o[which] = static_cast<int64_t>(o[which].get<uint64_t>() + static_cast<uint64_t>(delta));  // wraps: may go negative
       }
       break;
     case 6: h[it.key() + "_copy"] = e; break;  // a second tensor on the same bytes
@@ -174,7 +174,10 @@ Bytes mutate(const std::vector<Bytes>& corpus, std::mt19937_64& rng) {
       case 1:  // byte insert / delete inside the header, keeping the prefix consistent
         if (split(b, &header, &data)) {
           const size_t pos = header.empty() ? 0 : rng() % header.size();
-          if (rng() % 2 || header.empty()) header.insert(pos, 1, "{}[]\",:0-9 e\\"[rng() % 16]);
+          if (rng() % 2 || header.empty()) {
+            static const std::string kChars = "{}[]\",:0123456789 e\\-.";
+            header.insert(pos, 1, kChars[rng() % kChars.size()]);
+          }
           else header.erase(pos, 1 + rng() % 4);
           b = join(header, data);
         }

@@ -191,6 +191,7 @@ void SafetensorsFile::read_f32(const TensorInfo& t, uint64_t first, uint64_t cou
   if (first > numel || count > numel - first)
     fail(ErrorKind::Internal, "{}: tensor '{}': read of elements [{}, {}) past its {} elements", path_, t.name, first,
          first + count, numel);
+  if (count == 0) return;
   const size_t isz = dtype_size(t.dtype);
   const uint8_t* src = data(t) + first * isz;
   if (reinterpret_cast<uintptr_t>(src) % isz == 0) {

@@ -70,6 +70,8 @@ ShardedWriter::ShardedWriter(std::string dir, std::vector<OutputTensor> tensors,
     uint64_t used = 0;
     bool shard_empty = true;
     for (size_t i = 0; i < m.tensors.size(); ++i) {
+      if (m.tensors[i].name == "__metadata__" || m.tensors[i].name.empty())
+        fail(ErrorKind::Internal, "{}: invalid output tensor name '{}'", m.dir, m.tensors[i].name);
       if (!seen.emplace(m.tensors[i].name, i).second)
         fail(ErrorKind::Internal, "{}: output tensor '{}' declared twice", m.dir, m.tensors[i].name);
       const uint64_t nb = tensor_nbytes(m.tensors[i]);

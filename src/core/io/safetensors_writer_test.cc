@@ -162,6 +162,7 @@ TEST(ShardedWriter, RefusesIncompleteAndOutOfRangeWrites) {
     EXPECT_NE(std::string(e.what()).find("'b'"), std::string::npos) << e.what();
   }
   EXPECT_THROW(ShardedWriter(dir.path().string(), {{"a", DType::F32, {1}}, {"a", DType::F32, {1}}}, 0), Error);
+  EXPECT_THROW(ShardedWriter(dir.path().string(), {{"__metadata__", DType::F32, {1}}}, 0), Error);
 }
 
 TEST(FileEnv, DiskFullIsAnIoErrorNamingTheFile) {

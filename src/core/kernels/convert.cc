@@ -264,7 +264,9 @@ uint8_t f32_to_f8e5m2(float f) { return static_cast<uint8_t>(encode(kE5M2, f)); 
 
 void to_f32(DType src_type, const void* src, float* dst, size_t n) {
   switch (src_type) {
-    case DType::F32: std::memcpy(dst, src, n * sizeof(float)); return;
+    case DType::F32:
+      if (n) std::memcpy(dst, src, n * sizeof(float));  // memcpy with null is UB even for 0 bytes
+      return;
     case DType::BF16: bf16_to_f32_loop(static_cast<const uint16_t*>(src), dst, n); return;
     case DType::F16: f16_to_f32_loop(static_cast<const uint16_t*>(src), dst, n); return;
     case DType::F64: {
@@ -297,7 +299,9 @@ void to_f32(DType src_type, const void* src, float* dst, size_t n) {
 
 void from_f32(DType dst_type, const float* src, void* dst, size_t n) {
   switch (dst_type) {
-    case DType::F32: std::memcpy(dst, src, n * sizeof(float)); return;
+    case DType::F32:
+      if (n) std::memcpy(dst, src, n * sizeof(float));  // memcpy with null is UB even for 0 bytes
+      return;
     case DType::BF16: f32_to_bf16_loop(src, static_cast<uint16_t*>(dst), n); return;
     case DType::F16: f32_to_f16_loop(src, static_cast<uint16_t*>(dst), n); return;
     case DType::F64: {
