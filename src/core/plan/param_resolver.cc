@@ -39,9 +39,10 @@ std::optional<Found> lookup(const ParamMap* map, const std::string& key, const s
 void check_range(const Recipe& recipe, const MergeMethod& method, const ParamSpec& spec,
                  const Found& f, const std::string& tensor) {
   if (f.value >= spec.min && f.value <= spec.max) return;
-  std::string range = spec.max >= 1e300    ? fmt::format("must be >= {:g}", spec.min)
-                      : spec.min <= -1e300 ? fmt::format("must be <= {:g}", spec.max)
-                                           : fmt::format("must be in [{:g}, {:g}]", spec.min, spec.max);
+  std::string range = spec.max >= 1e300 ? fmt::format("must be >= {:g}", spec.min)
+                      : spec.min <= -1e300
+                          ? fmt::format("must be <= {:g}", spec.max)
+                          : fmt::format("must be in [{:g}, {:g}]", spec.min, spec.max);
   throw Error(ErrorKind::Recipe,
               fmt::format("{}parameter '{}' = {:g} is out of range ({}) for method {} (tensor {})",
                           recipe.where(f.line), spec.name, f.value, range, method.name(), tensor));
@@ -69,11 +70,11 @@ void resolve_job_params(const Recipe& recipe, const MergeMethod& method,
         } else if (spec.default_value) {
           job.model_params[i][spec.name] = *spec.default_value;
         } else if (spec.required && !in.base_exempt) {
-          throw Error(ErrorKind::Recipe,
-                      fmt::format("{}model '{}' has no '{}' for method {} (tensor {}); set it "
-                                  "under the model's parameters or in the top-level parameters",
-                                  recipe.where(in.line), in.ref, spec.name, method.name(),
-                                  in.tensor));
+          throw Error(
+              ErrorKind::Recipe,
+              fmt::format("{}model '{}' has no '{}' for method {} (tensor {}); set it "
+                          "under the model's parameters or in the top-level parameters",
+                          recipe.where(in.line), in.ref, spec.name, method.name(), in.tensor));
         }
       }
     } else {
@@ -113,12 +114,13 @@ std::vector<std::string> unused_parameter_warnings(const Recipe& recipe,
         if (reported.insert(name).second) {
           out.push_back(fmt::format("{}parameter '{}' is not used by merge method(s) {}; ignored",
                                     recipe.where(setting.line), name,
-                                    fmt::join([&] {
-                                      std::vector<std::string> n;
-                                      for (auto* m : methods) n.emplace_back(m->name());
-                                      return n;
-                                    }(),
-                                              ", ")));
+                                    fmt::join(
+                                        [&] {
+                                          std::vector<std::string> n;
+                                          for (auto* m : methods) n.emplace_back(m->name());
+                                          return n;
+                                        }(),
+                                        ", ")));
         }
       } else if (model_entry && !per_model.count(name)) {
         out.push_back(fmt::format(

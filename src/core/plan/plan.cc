@@ -10,23 +10,13 @@
 #include <set>
 
 #include "plan/param_resolver.h"
+#include "plan/shape_rules.h"
 #include "plan/tensor_names.h"
 #include "plan/vocabulary.h"
 #include "util/error.h"
 
 namespace amalgam {
 namespace {
-
-// Methods with mergekit's generalized-task-arithmetic shape rule (§3): embeddings are cut
-// to the base's shape, other mismatching models are dropped for that tensor.
-bool is_gta_method(std::string_view m) {
-  static const std::set<std::string_view> gta = {
-      "task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs", "breadcrumbs_ties",
-      "della", "della_linear"};
-  return gta.count(m) > 0;
-}
-
-std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
 uint64_t numel_of(const std::vector<int64_t>& s) {
   uint64_t n = 1;
@@ -35,9 +25,9 @@ uint64_t numel_of(const std::vector<int64_t>& s) {
 }
 
 struct Source {
-  size_t model = 0;        // ModelSet index
-  std::string ref;         // as written in the recipe
-  int begin = 0;           // first input layer
+  size_t model = 0;                  // ModelSet index
+  std::string ref;                   // as written in the recipe
+  int begin = 0;                     // first input layer
   const ParamMap* params = nullptr;  // nullptr: the auto-added base
   int line = 0;
 };
@@ -51,7 +41,7 @@ struct OutSlice {
   int length = 0;                    // layers
   int out_begin = 0;                 // first output layer
   int line = 0;
-  size_t reference = 0;              // source whose layer tensor names define the slice
+  size_t reference = 0;  // source whose layer tensor names define the slice
 };
 
 class Planner {
@@ -100,9 +90,9 @@ class Planner {
   const MergeMethod* method_named(const std::string& name, int line) {
     const MergeMethod* m = find_method(name);
     if (!m) {
-      throw Error(ErrorKind::Recipe, fmt::format("{}merge_method: unknown method '{}' (known: {})",
-                                                 recipe_.where(line), name,
-                                                 fmt::join(method_names(), ", ")));
+      throw Error(ErrorKind::Recipe,
+                  fmt::format("{}merge_method: unknown method '{}' (known: {})",
+                              recipe_.where(line), name, fmt::join(method_names(), ", ")));
     }
     return m;
   }
@@ -116,13 +106,13 @@ class Planner {
         if (slice.sources[i].model == *base) slice.base = static_cast<int>(i);
     }
     if (role == BaseRole::Required && slice.base < 0) {
-      throw Error(ErrorKind::Recipe,
-                  base ? fmt::format("{}method {} needs the base model '{}' among this slice's "
-                                     "sources",
-                                     recipe_.where(where_line), slice.method->name(),
-                                     model(*base).ref())
-                       : fmt::format("{}method {} needs base_model", recipe_.where(where_line),
-                                     slice.method->name()));
+      throw Error(
+          ErrorKind::Recipe,
+          base ? fmt::format("{}method {} needs the base model '{}' among this slice's "
+                             "sources",
+                             recipe_.where(where_line), slice.method->name(), model(*base).ref())
+               : fmt::format("{}method {} needs base_model", recipe_.where(where_line),
+                             slice.method->name()));
     }
   }
 
@@ -138,8 +128,8 @@ class Planner {
       for (const SourceSpec& m : recipe_.models) {
         size_t idx = open(m.model, m.line);
         if (!seen.insert(idx).second) {
-          throw Error(ErrorKind::Recipe, fmt::format("{}model '{}' is listed twice",
-                                                     recipe_.where(m.line), m.model));
+          throw Error(ErrorKind::Recipe,
+                      fmt::format("{}model '{}' is listed twice", recipe_.where(m.line), m.model));
         }
         s.sources.push_back({idx, m.model, 0, &m.parameters, m.line});
       }
@@ -300,8 +290,7 @@ class Planner {
     std::vector<Candidate> cands;
     for (size_t i = 0; i < slice.sources.size(); ++i) {
       const Source& src = slice.sources[i];
-      std::string name =
-          offset >= 0 ? with_layer_index(ref_name, src.begin + offset) : out_name;
+      std::string name = offset >= 0 ? with_layer_index(ref_name, src.begin + offset) : out_name;
       auto found = model(src.model).find(name);
       std::string stored = name;
       if (!found && is_output_head_name(name)) {
@@ -328,15 +317,17 @@ class Planner {
         embedding = true;
       }
     }
-    std::vector<int64_t> shape = reconcile_shapes(slice, out_name, embedding, cands);
-    if (embedding && shape.size() == 2 && recipe_.tokenizer && recipe_.tokenizer->pad_to_multiple_of &&
+    std::vector<int64_t> shape = job_shape(slice, out_name, embedding, cands);
+    if (embedding && shape.size() == 2 && recipe_.tokenizer &&
+        recipe_.tokenizer->pad_to_multiple_of &&
         shape[0] % *recipe_.tokenizer->pad_to_multiple_of != 0) {
       // Padding needs new rows (mergekit fills them with the mean row); not implemented.
-      throw Error(ErrorKind::Recipe,
-                  fmt::format("{}tokenizer.pad_to_multiple_of: {} has {} rows, not a multiple of {}; "
-                              "padding embeddings is not supported yet",
-                              recipe_.where(recipe_.tokenizer_line), out_name, shape[0],
-                              *recipe_.tokenizer->pad_to_multiple_of));
+      throw Error(
+          ErrorKind::Recipe,
+          fmt::format("{}tokenizer.pad_to_multiple_of: {} has {} rows, not a multiple of {}; "
+                      "padding embeddings is not supported yet",
+                      recipe_.where(recipe_.tokenizer_line), out_name, shape[0],
+                      *recipe_.tokenizer->pad_to_multiple_of));
     }
 
     PlannedTensor pt;
@@ -349,11 +340,12 @@ class Planner {
     std::vector<InputParams> params;
     for (const Candidate& c : cands) {
       const Source& src = slice.sources[c.source];
-      if (static_cast<int>(c.source) == slice.base) job.base = static_cast<int>(job.input_labels.size());
+      if (static_cast<int>(c.source) == slice.base)
+        job.base = static_cast<int>(job.input_labels.size());
       job.input_labels.push_back(src.ref);
       pt.inputs.push_back({src.model, c.stored_name, c.ref.info->shape, c.ref.info->dtype});
-      params.push_back({src.params, c.input_name, src.ref, src.line,
-                        static_cast<int>(c.source) == slice.base});
+      params.push_back(
+          {src.params, c.input_name, src.ref, src.line, static_cast<int>(c.source) == slice.base});
     }
     resolve_job_params(recipe_, *slice.method, slice.params, slice.method_line, params, t, job);
 
@@ -380,92 +372,44 @@ class Planner {
     return *d;
   }
 
-  // §3: all shapes equal, or embeddings rectified, or (GTA) mismatching models dropped.
-  std::vector<int64_t> reconcile_shapes(const OutSlice& slice, const std::string& name,
-                                        bool embedding, std::vector<Candidate>& cands) {
-    auto shape_of = [](const Candidate& c) -> const std::vector<int64_t>& {
-      return c.ref.info->shape;
-    };
-    const auto& first = shape_of(cands[0]);
-    bool all_equal = true;
-    for (const Candidate& c : cands) all_equal &= shape_of(c) == first;
-    bool all_2d = true;
-    for (const Candidate& c : cands) all_2d &= shape_of(c).size() == 2;
+  // §3 via reconcile_shapes(): the job's shape; drops inputs the rules leave out.
+  std::vector<int64_t> job_shape(const OutSlice& slice, const std::string& name, bool embedding,
+                                 std::vector<Candidate>& cands) {
     std::optional<int64_t> vocab_rows;  // rows fixed by tokenizer_source
-    if (embedding && all_2d && vocab_model_) {
-      std::string n = name;
-      auto found = model(*vocab_model_).find(n);
-      if (!found && is_output_head_name(n)) {
-        if (auto tied = tied_embedding_name(model(*vocab_model_))) found = model(*vocab_model_).find(*tied);
+    if (embedding && vocab_model_) {
+      auto found = model(*vocab_model_).find(name);
+      if (!found && is_output_head_name(name)) {
+        if (auto tied = tied_embedding_name(model(*vocab_model_)))
+          found = model(*vocab_model_).find(*tied);
       }
       if (found && found->info->shape.size() == 2) vocab_rows = found->info->shape[0];
     }
-    if (all_equal && (!vocab_rows || *vocab_rows == first[0])) return first;
-    const std::string method(slice.method->name());
-    bool gta = is_gta_method(method) && slice.base >= 0;
-    if (embedding && all_2d) {
-      std::vector<int64_t> target = first;
-      for (const Candidate& c : cands) {
-        target[0] = std::min(target[0], shape_of(c)[0]);
-        target[1] = std::min(target[1], shape_of(c)[1]);
-      }
-      const char* why = "common top-left sub-matrix";
-      if (vocab_rows) {
-        target[0] = *vocab_rows;
-        why = "tokenizer source's vocabulary";
-      } else if (gta) {
-        for (const Candidate& c : cands)
-          if (static_cast<int>(c.source) == slice.base) target = shape_of(c);
-        why = "base model's shape (task-arithmetic rule)";
-      }
-      for (const Candidate& c : cands) {
-        if (shape_of(c)[0] < target[0] || shape_of(c)[1] < target[1]) {
-          throw Error(ErrorKind::Input,
-                      fmt::format("tensor '{}': model '{}' has shape {} but the merge needs {} ({}); "
-                                  "amalgam cannot extend embeddings (tokenizer re-mapping is not "
-                                  "supported yet)",
-                                  name, slice.sources[c.source].ref, shape_str(shape_of(c)),
-                                  shape_str(target), why));
-        }
-      }
-      std::vector<std::string> parts;
-      for (const Candidate& c : cands)
-        if (shape_of(c) != target)
-          parts.push_back(fmt::format("{} in '{}'", shape_str(shape_of(c)), slice.sources[c.source].ref));
-      if (!parts.empty()) {
-        plan_.warnings.push_back(fmt::format("tensor '{}': shapes differ ({}); merged on the {} {}",
-                                             name, fmt::join(parts, ", "), why, shape_str(target)));
-      }
-      if (embedding_rows_ == 0 || is_pre_tensor_name(name)) embedding_rows_ = target[0];
-      return target;
+    std::vector<ShapeInput> inputs;
+    int base = -1;
+    for (const Candidate& c : cands) {
+      if (static_cast<int>(c.source) == slice.base) base = static_cast<int>(inputs.size());
+      inputs.push_back({&c.ref.info->shape, slice.sources[c.source].ref});
     }
-    if (gta) {
-      // mergekit skips a non-base model whose tensor differs from the base's.
-      const auto& base_shape = [&]() -> const std::vector<int64_t>& {
-        for (const Candidate& c : cands)
-          if (static_cast<int>(c.source) == slice.base) return shape_of(c);
-        return first;
-      }();
-      std::vector<Candidate> kept;
-      for (Candidate& c : cands) {
-        if (shape_of(c) == base_shape) {
-          kept.push_back(std::move(c));
-        } else {
-          auto& d = dropped_[slice.sources[c.source].ref];
-          if (d.first++ == 0) {
-            d.second = fmt::format("'{}' {} vs base {}", name, shape_str(shape_of(c)),
-                                   shape_str(base_shape));
-          }
-        }
-      }
-      cands = std::move(kept);
-      return base_shape;
+    ShapeDecision d = reconcile_shapes(name, std::string(slice.method->name()), inputs, base,
+                                       embedding, vocab_rows);
+    if (!d.rectified.empty()) {
+      plan_.warnings.push_back(d.rectified);
+      if (embedding_rows_ == 0 || is_pre_tensor_name(name)) embedding_rows_ = d.shape[0];
     }
-    std::vector<std::string> parts;
-    for (const Candidate& c : cands)
-      parts.push_back(fmt::format("{} in '{}'", shape_str(shape_of(c)), slice.sources[c.source].ref));
-    throw Error(ErrorKind::Input, fmt::format("tensor '{}': shape mismatch: {} (method {})", name,
-                                              fmt::join(parts, ", "), method));
+    std::vector<Candidate> kept;
+    for (size_t i = 0; i < cands.size(); ++i) {
+      if (d.keep[i]) {
+        kept.push_back(std::move(cands[i]));
+        continue;
+      }
+      auto& drop = dropped_[inputs[i].label];
+      if (drop.first++ == 0) {
+        drop.second = fmt::format("'{}' {} vs base {}", name, shape_str(*inputs[i].shape),
+                                  shape_str(d.shape));
+      }
+    }
+    cands = std::move(kept);
+    return d.shape;
   }
 
   // Output config.json: the donor's, dtype and layer count updated (§1.2).
@@ -500,10 +444,12 @@ class Planner {
           "lm_head.weight (the donor ties it but another model does not)");
     }
     // Embeddings cut to fewer rows than the donor's vocab_size would not load: say so.
-    if (embedding_rows_ > 0 && cfg.contains("vocab_size") && cfg["vocab_size"].is_number_integer() &&
+    if (embedding_rows_ > 0 && cfg.contains("vocab_size") &&
+        cfg["vocab_size"].is_number_integer() &&
         cfg["vocab_size"].get<int64_t>() > embedding_rows_) {
-      plan_.warnings.push_back(fmt::format("config.json: vocab_size {} -> {} (embeddings rectified)",
-                                           cfg["vocab_size"].get<int64_t>(), embedding_rows_));
+      plan_.warnings.push_back(
+          fmt::format("config.json: vocab_size {} -> {} (embeddings rectified)",
+                      cfg["vocab_size"].get<int64_t>(), embedding_rows_));
       cfg["vocab_size"] = embedding_rows_;
     }
     plan_.output_config = std::move(cfg);
@@ -520,7 +466,8 @@ class Planner {
       if (!rc.contains("layer_types") || !rc["layer_types"].is_array() ||
           rc["layer_types"].size() < static_cast<size_t>(ref.begin + s.length)) {
         plan_.warnings.push_back(fmt::format(
-            "config.json: layer_types left as the donor's ('{}' has no matching layer_types)", ref.ref));
+            "config.json: layer_types left as the donor's ('{}' has no matching layer_types)",
+            ref.ref));
         return;
       }
       for (int k = 0; k < s.length; ++k) out.push_back(rc["layer_types"][ref.begin + k]);

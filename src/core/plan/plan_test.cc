@@ -76,7 +76,8 @@ TEST(LayerIndex, ArchitectureAgnosticNames) {
   EXPECT_EQ(layer_index("vision.patch.12.weight"), -1);
   EXPECT_EQ(with_layer_index("model.layers.12.mlp.up_proj.weight", 3),
             "model.layers.3.mlp.up_proj.weight");
-  EXPECT_EQ(with_layer_index("transformer.h.3.mlp.c_fc.weight", 10), "transformer.h.10.mlp.c_fc.weight");
+  EXPECT_EQ(with_layer_index("transformer.h.3.mlp.c_fc.weight", 10),
+            "transformer.h.10.mlp.c_fc.weight");
   EXPECT_TRUE(is_pre_tensor_name("model.embed_tokens.weight"));
   EXPECT_TRUE(is_pre_tensor_name("transformer.wpe.weight"));
   EXPECT_FALSE(is_pre_tensor_name("lm_head.weight"));
@@ -86,9 +87,10 @@ TEST(LayerIndex, ArchitectureAgnosticNames) {
 
 TEST(Plan, ModelsFormTensorListOrderAndBaseIndex) {
   const Models& m = llama3();
-  MergePlan p = plan_text("merge_method: ties\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.base +
-                          "\n  - model: " + m.m1 + "\n    parameters: {weight: 1.0, density: 0.5}\n  - model: " +
-                          m.m2 + "\n    parameters: {weight: 0.5}\n");
+  MergePlan p = plan_text("merge_method: ties\nbase_model: " + m.base +
+                          "\nmodels:\n  - model: " + m.base + "\n  - model: " + m.m1 +
+                          "\n    parameters: {weight: 1.0, density: 0.5}\n  - model: " + m.m2 +
+                          "\n    parameters: {weight: 0.5}\n");
   ASSERT_EQ(p.tensors.size(), 1u + 5 * 3 + 2);
   EXPECT_EQ(p.tensors.front().job.name, "model.embed_tokens.weight");
   EXPECT_EQ(p.tensors[1].job.name, "model.layers.0.self_attn.q_proj.weight");
@@ -107,7 +109,7 @@ TEST(Plan, ModelsFormTensorListOrderAndBaseIndex) {
   EXPECT_EQ(q.job.model_params[2].at("density"), 1.0);  // method default
   EXPECT_EQ(q.job.model_params[2].at("weight"), 0.5);
   EXPECT_EQ(q.job.model_params[0].count("weight"), 0u);  // base: required value left unset
-  EXPECT_EQ(q.job.params.at("normalize"), 1.0);           // ties default
+  EXPECT_EQ(q.job.params.at("normalize"), 1.0);          // ties default
   EXPECT_EQ(p.config_donor, p.tensors[0].inputs[0].model);
   EXPECT_EQ(p.tokenizer_donor, p.config_donor);
 }
@@ -132,8 +134,9 @@ TEST(Plan, LinearCountsAutoAddedBaseAsInput) {
                    "\n    parameters: {weight: 1}\n",
                ErrorKind::Recipe, "<string>:2: model '" + m.base + "' has no 'weight'");
   // With a top-level weight the base is averaged in.
-  MergePlan p = plan_text("merge_method: linear\nbase_model: " + m.base + "\nmodels:\n  - model: " +
-                          m.m1 + "\n    parameters: {weight: 3}\nparameters: {weight: 1}\n");
+  MergePlan p =
+      plan_text("merge_method: linear\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.m1 +
+                "\n    parameters: {weight: 3}\nparameters: {weight: 1}\n");
   const auto& t = find(p, "model.layers.0.mlp.up_proj.weight");
   ASSERT_EQ(t.job.n_inputs(), 2u);
   EXPECT_EQ(t.job.base, -1);
@@ -144,8 +147,9 @@ TEST(Plan, LinearCountsAutoAddedBaseAsInput) {
 
 TEST(Plan, GradientTPerLayerAndNonLayerTensorsAtZero) {
   const Models& m = llama3();
-  MergePlan p = plan_text("merge_method: ties\nbase_model: " + m.base + "\nmodels:\n  - model: " +
-                          m.m1 + "\n    parameters:\n      weight: [0.2, 0.8, 0.4]\n      density: [1, 0.5]\n");
+  MergePlan p =
+      plan_text("merge_method: ties\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.m1 +
+                "\n    parameters:\n      weight: [0.2, 0.8, 0.4]\n      density: [1, 0.5]\n");
   const double w[] = {0.2, 0.5, 0.8, 0.6, 0.4};  // §7 gradient row, t = idx/4
   for (int l = 0; l < 5; ++l) {
     const auto& t = find(p, "model.layers." + std::to_string(l) + ".mlp.up_proj.weight");
@@ -160,25 +164,33 @@ TEST(Plan, GradientTPerLayerAndNonLayerTensorsAtZero) {
 TEST(Plan, PrecedenceSourceSliceTopDefaultWithFilters) {
   const Models& m = llama3();
   MergePlan p = plan_text(
-      "merge_method: ties\nbase_model: " + m.base + "\nslices:\n  - sources:\n"
-      "      - model: " + m.base + "\n        layer_range: [0, 5]\n"
-      "      - model: " + m.m1 + "\n        layer_range: [0, 5]\n"
-      "        parameters:\n          weight:\n            - filter: mlp\n              value: 0.9\n"
-      "      - model: " + m.m2 + "\n        layer_range: [0, 5]\n"
+      "merge_method: ties\nbase_model: " + m.base +
+      "\nslices:\n  - sources:\n"
+      "      - model: " +
+      m.base +
+      "\n        layer_range: [0, 5]\n"
+      "      - model: " +
+      m.m1 +
+      "\n        layer_range: [0, 5]\n"
+      "        parameters:\n          weight:\n            - filter: mlp\n              value: "
+      "0.9\n"
+      "      - model: " +
+      m.m2 +
+      "\n        layer_range: [0, 5]\n"
       "    parameters:\n      weight:\n        - filter: self_attn\n          value: 0.7\n"
       "      lambda: 0.5\n"
       "parameters:\n  weight: 0.1\n  lambda: 2\n  normalize: false\n");
   const auto& mlp = find(p, "model.layers.1.mlp.up_proj.weight");
-  EXPECT_EQ(mlp.job.model_params[1].at("weight"), 0.9);   // source entry
-  EXPECT_EQ(mlp.job.model_params[2].at("weight"), 0.1);   // slice filter misses -> top level
+  EXPECT_EQ(mlp.job.model_params[1].at("weight"), 0.9);  // source entry
+  EXPECT_EQ(mlp.job.model_params[2].at("weight"), 0.1);  // slice filter misses -> top level
   const auto& attn = find(p, "model.layers.1.self_attn.q_proj.weight");
   EXPECT_EQ(attn.job.model_params[1].at("weight"), 0.7);  // source filter misses -> slice
   EXPECT_EQ(attn.job.model_params[2].at("weight"), 0.7);
   const auto& norm = find(p, "model.layers.1.input_layernorm.weight");
   EXPECT_EQ(norm.job.model_params[1].at("weight"), 0.1);
-  EXPECT_EQ(norm.job.params.at("lambda"), 0.5);      // slice beats top level
-  EXPECT_EQ(norm.job.params.at("normalize"), 0.0);   // top level beats default
-  EXPECT_EQ(norm.job.params.at("rescale"), 0.0);     // default
+  EXPECT_EQ(norm.job.params.at("lambda"), 0.5);     // slice beats top level
+  EXPECT_EQ(norm.job.params.at("normalize"), 0.0);  // top level beats default
+  EXPECT_EQ(norm.job.params.at("rescale"), 0.0);    // default
 }
 
 TEST(Plan, SlicesRenumberingPassthroughAndPerModelFilterUsesInputName) {
@@ -186,10 +198,16 @@ TEST(Plan, SlicesRenumberingPassthroughAndPerModelFilterUsesInputName) {
   ModelSet set;
   MergePlan p = plan_text(
       "merge_method: passthrough\nslices:\n"
-      "  - sources:\n      - model: " + m.m1 + "\n        layer_range: [0, 3]\n"
-      "  - sources:\n      - model: " + m.m2 + "\n        layer_range: [1, 5]\n"
-      "        parameters:\n          scale:\n            - filter: layers.1.\n              value: 0.5\n"
-      "  - sources:\n      - model: " + m.m1 + "\n        layer_range: [4, 5]\n",
+      "  - sources:\n      - model: " +
+          m.m1 +
+          "\n        layer_range: [0, 3]\n"
+          "  - sources:\n      - model: " +
+          m.m2 +
+          "\n        layer_range: [1, 5]\n"
+          "        parameters:\n          scale:\n            - filter: layers.1.\n              "
+          "value: 0.5\n"
+          "  - sources:\n      - model: " +
+          m.m1 + "\n        layer_range: [4, 5]\n",
       set);
   // 3 + 4 + 1 = 8 output layers of 3 tensors, embed first, norm + lm_head last.
   ASSERT_EQ(p.tensors.size(), 1u + 8 * 3 + 2);
@@ -199,7 +217,8 @@ TEST(Plan, SlicesRenumberingPassthroughAndPerModelFilterUsesInputName) {
   EXPECT_EQ(l3.inputs[0].tensor, "model.layers.1.self_attn.q_proj.weight");
   // scale's filter matches the input name layers.1 (output layer 3), not output layers.1.
   EXPECT_EQ(l3.job.model_params[0].at("scale"), 0.5);
-  EXPECT_EQ(find(p, "model.layers.1.self_attn.q_proj.weight").job.model_params[0].count("scale"), 0u);
+  EXPECT_EQ(find(p, "model.layers.1.self_attn.q_proj.weight").job.model_params[0].count("scale"),
+            0u);
   EXPECT_EQ(find(p, "model.layers.4.mlp.up_proj.weight").job.model_params[0].count("scale"), 0u);
   const auto& l7 = find(p, "model.layers.7.input_layernorm.weight");
   EXPECT_EQ(l7.inputs[0].tensor, "model.layers.4.input_layernorm.weight");
@@ -214,7 +233,8 @@ TEST(Plan, SlicesRenumberingPassthroughAndPerModelFilterUsesInputName) {
 
 TEST(Plan, SlicesRestackLayerTypesAndWarnAboutTiedConfig) {
   nlohmann::json cfg = llama_config(4, 32, 4);
-  cfg["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
+  cfg["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention",
+                        "full_attention"};
   cfg["tie_word_embeddings"] = true;
   std::string a = write_model("lt_a", llama_tensors(4, 32, 4, true), cfg);
   MergePlan p = plan_text("merge_method: passthrough\nslices:\n  - sources:\n      - model: " + a +
@@ -222,19 +242,28 @@ TEST(Plan, SlicesRestackLayerTypesAndWarnAboutTiedConfig) {
                           "\n        layer_range: [1, 4]\n");
   EXPECT_EQ(p.output_config["num_hidden_layers"], 5);
   EXPECT_EQ(p.output_config["layer_types"],
-            nlohmann::json({"sliding_attention", "full_attention", "full_attention", "sliding_attention",
-                            "full_attention"}));
+            nlohmann::json({"sliding_attention", "full_attention", "full_attention",
+                            "sliding_attention", "full_attention"}));
   EXPECT_TRUE(has_warning(p, "tie_word_embeddings: true"));
 }
 
 TEST(Plan, TPerSliceRestartsAndSingleLayerSliceUsesOne) {
   const Models& m = llama3();
   MergePlan p = plan_text(
-      "merge_method: slerp\nbase_model: " + m.base + "\nslices:\n"
-      "  - sources:\n      - model: " + m.base + "\n        layer_range: [0, 3]\n"
-      "      - model: " + m.m1 + "\n        layer_range: [0, 3]\n"
-      "  - sources:\n      - model: " + m.base + "\n        layer_range: [3, 4]\n"
-      "      - model: " + m.m1 + "\n        layer_range: [3, 4]\n"
+      "merge_method: slerp\nbase_model: " + m.base +
+      "\nslices:\n"
+      "  - sources:\n      - model: " +
+      m.base +
+      "\n        layer_range: [0, 3]\n"
+      "      - model: " +
+      m.m1 +
+      "\n        layer_range: [0, 3]\n"
+      "  - sources:\n      - model: " +
+      m.base +
+      "\n        layer_range: [3, 4]\n"
+      "      - model: " +
+      m.m1 +
+      "\n        layer_range: [3, 4]\n"
       "parameters:\n  t:\n    - filter: self_attn\n      value: [0, 1]\n    - value: [0.2, 0.6]\n");
   EXPECT_DOUBLE_EQ(find(p, "model.layers.0.self_attn.q_proj.weight").job.params.at("t"), 0.0);
   EXPECT_DOUBLE_EQ(find(p, "model.layers.1.self_attn.q_proj.weight").job.params.at("t"), 0.5);
@@ -254,8 +283,8 @@ TEST(Plan, TiedLmHeadReadFromEmbeddings) {
                           "\nmodels:\n  - model: " + untied + "\n    parameters: {weight: 1}\n");
   const auto& head = find(p, "lm_head.weight");
   ASSERT_EQ(head.job.n_inputs(), 2u);
-  EXPECT_EQ(head.inputs[0].tensor, "lm_head.weight");              // untied model
-  EXPECT_EQ(head.inputs[1].tensor, "model.embed_tokens.weight");   // tied base
+  EXPECT_EQ(head.inputs[0].tensor, "lm_head.weight");             // untied model
+  EXPECT_EQ(head.inputs[1].tensor, "model.embed_tokens.weight");  // tied base
   EXPECT_EQ(head.job.base, 1);
   EXPECT_TRUE(head.job.is_embedding);
   EXPECT_EQ(p.tensors.back().job.name, "lm_head.weight");
@@ -275,11 +304,12 @@ TEST(Plan, EmbeddingRectificationAndConfigVocab) {
   EXPECT_EQ(e.inputs[0].stored_shape, (std::vector<int64_t>{36, 4}));
   EXPECT_TRUE(e.job.is_embedding);
   EXPECT_EQ(find(p, "lm_head.weight").job.shape, (std::vector<int64_t>{32, 4}));
-  EXPECT_TRUE(has_warning(p, "tensor 'model.embed_tokens.weight': shapes differ ([36, 4] in '" + big));
+  EXPECT_TRUE(
+      has_warning(p, "tensor 'model.embed_tokens.weight': shapes differ ([36, 4] in '" + big));
   EXPECT_EQ(p.output_config["vocab_size"], 32);  // donor said 36: the rows written are 32
   // GTA: embeddings cut to the base's rows; a smaller model cannot be extended.
-  MergePlan g = plan_text("merge_method: ties\nbase_model: " + m.base + "\nmodels:\n  - model: " + big +
-                          "\n    parameters: {weight: 1}\n");
+  MergePlan g = plan_text("merge_method: ties\nbase_model: " + m.base +
+                          "\nmodels:\n  - model: " + big + "\n    parameters: {weight: 1}\n");
   EXPECT_EQ(find(g, "lm_head.weight").job.shape, (std::vector<int64_t>{32, 4}));
   expect_error("merge_method: ties\nbase_model: " + big + "\nmodels:\n  - model: " + m.m1 +
                    "\n    parameters: {weight: 1}\n",
@@ -289,7 +319,8 @@ TEST(Plan, EmbeddingRectificationAndConfigVocab) {
 TEST(Plan, VocabSizedLayerMatrixIsNotAnEmbedding) {
   // vocab 8 = rows of up_proj [2*4, 4]: only tensors outside the layer stack count.
   std::string a = write_model("v8", llama_tensors(2, 8, 4, true), llama_config(2, 8, 4));
-  MergePlan p = plan_text("merge_method: linear\nmodels:\n  - model: " + a + "\nparameters: {weight: 1}\n");
+  MergePlan p =
+      plan_text("merge_method: linear\nmodels:\n  - model: " + a + "\nparameters: {weight: 1}\n");
   EXPECT_FALSE(find(p, "model.layers.0.mlp.up_proj.weight").job.is_embedding);
   EXPECT_TRUE(find(p, "model.embed_tokens.weight").job.is_embedding);
   EXPECT_FALSE(find(p, "model.norm.weight").job.is_embedding);
@@ -330,16 +361,19 @@ TEST(Plan, MissingTensorNamesModelAndTensor) {
 
 TEST(Plan, RecipeLevelErrorsNameTheLine) {
   const Models& m = llama3();
-  expect_error("merge_method: ties\nmodels:\n  - model: " + m.m1 + "\n    parameters: {weight: 1}\n",
-               ErrorKind::Recipe, "<string>:1: method ties needs base_model");
+  expect_error(
+      "merge_method: ties\nmodels:\n  - model: " + m.m1 + "\n    parameters: {weight: 1}\n",
+      ErrorKind::Recipe, "<string>:1: method ties needs base_model");
   expect_error("merge_method: ties\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.m1 +
                    "\n  - model: " + m.m2 + "\n    parameters: {weight: 1}\n",
-               ErrorKind::Recipe, "<string>:4: model '" + m.m1 + "' has no 'weight' for method ties");
+               ErrorKind::Recipe,
+               "<string>:4: model '" + m.m1 + "' has no 'weight' for method ties");
   expect_error("merge_method: ties\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.m1 +
                    "\n    parameters:\n      weight: 1\n      density: -0.5\n",
                ErrorKind::Recipe, "<string>:7: parameter 'density' = -0.5 is out of range");
-  expect_error("merge_method: slerp\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.m1 + "\n",
-               ErrorKind::Recipe, "<string>:1: method slerp needs parameter 't'");
+  expect_error(
+      "merge_method: slerp\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.m1 + "\n",
+      ErrorKind::Recipe, "<string>:1: method slerp needs parameter 't'");
   expect_error("merge_method: linear\nmodels:\n  - model: /nonexistent/model\n", ErrorKind::Input,
                "<string>:3: model '/nonexistent/model'");
   expect_error("merge_method: passthrough\nslices:\n  - sources:\n      - model: " + m.m1 +
@@ -349,8 +383,9 @@ TEST(Plan, RecipeLevelErrorsNameTheLine) {
                    "\n        layer_range: [0, 2]\n      - model: " + m.m2 +
                    "\n        layer_range: [0, 3]\nparameters: {weight: 1}\n",
                ErrorKind::Recipe, "<string>:6: layer_range [0, 3] has 3 layers");
-  expect_error("merge_method: ties\nbase_model: " + m.base + "\nslices:\n  - sources:\n      - model: " +
-                   m.m1 + "\n        layer_range: [0, 2]\nparameters: {weight: 1}\n",
+  expect_error("merge_method: ties\nbase_model: " + m.base +
+                   "\nslices:\n  - sources:\n      - model: " + m.m1 +
+                   "\n        layer_range: [0, 2]\nparameters: {weight: 1}\n",
                ErrorKind::Recipe, "<string>:4: method ties needs the base model");
   expect_error("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\n  - model: " + m.m1 +
                    "\nparameters: {weight: 1}\n",
@@ -360,23 +395,27 @@ TEST(Plan, RecipeLevelErrorsNameTheLine) {
 TEST(Plan, MethodValidationRunsAtPlanTime) {
   const Models& m = llama3();
   // passthrough takes exactly one tensor per job; two models is a recipe error.
-  expect_error("merge_method: passthrough\nmodels:\n  - model: " + m.m1 + "\n  - model: " + m.m2 + "\n",
-               ErrorKind::Recipe, "<string>:1: ");
+  expect_error(
+      "merge_method: passthrough\nmodels:\n  - model: " + m.m1 + "\n  - model: " + m.m2 + "\n",
+      ErrorKind::Recipe, "<string>:1: ");
 }
 
 TEST(Plan, DifferentDepthModelsNeedSlices) {
   const Models& m = llama3();
-  std::string shallow = write_model("shallow", llama_tensors(3, 32, 4, true), llama_config(3, 32, 4));
+  std::string shallow =
+      write_model("shallow", llama_tensors(3, 32, 4, true), llama_config(3, 32, 4));
   expect_error("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\n  - model: " + shallow +
                    "\nparameters: {weight: 1}\n",
                ErrorKind::Input, "has 3 layers");
 }
 
 TEST(Plan, OutputDtypesAndBytes) {
-  std::string b16 = write_model("bf16", llama_tensors(2, 32, 4, true, DType::BF16), llama_config(2, 32, 4));
-  std::string f16 = write_model("f16", llama_tensors(2, 32, 4, true, DType::F16), llama_config(2, 32, 4));
-  std::string head = "merge_method: task_arithmetic\nbase_model: " + f16 + "\nmodels:\n  - model: " + b16 +
-                     "\n    parameters: {weight: 1}\n";
+  std::string b16 =
+      write_model("bf16", llama_tensors(2, 32, 4, true, DType::BF16), llama_config(2, 32, 4));
+  std::string f16 =
+      write_model("f16", llama_tensors(2, 32, 4, true, DType::F16), llama_config(2, 32, 4));
+  std::string head = "merge_method: task_arithmetic\nbase_model: " + f16 +
+                     "\nmodels:\n  - model: " + b16 + "\n    parameters: {weight: 1}\n";
   MergePlan p = plan_text(head);
   const auto& t = find(p, "model.norm.weight");
   EXPECT_EQ(t.out_dtype, DType::F16);  // the base's stored dtype
@@ -398,14 +437,15 @@ TEST(Plan, OutputDtypesAndBytes) {
   EXPECT_EQ(r.output_config["torch_dtype"], "float32");
   EXPECT_EQ(r.output_bytes(), numel * 4);
   // No base: the first model's dtype.
-  MergePlan s = plan_text("merge_method: linear\nmodels:\n  - model: " + b16 + "\n  - model: " + f16 +
-                          "\nparameters: {weight: 1}\n");
+  MergePlan s = plan_text("merge_method: linear\nmodels:\n  - model: " + b16 +
+                          "\n  - model: " + f16 + "\nparameters: {weight: 1}\n");
   EXPECT_EQ(find(s, "model.norm.weight").out_dtype, DType::BF16);
 }
 
 TEST(Plan, Gpt2NamesAndLayerCountKey) {
   auto gpt2 = [](int layers) {
-    std::vector<TensorSpec> t = {{"transformer.wte.weight", {40, 4}}, {"transformer.wpe.weight", {16, 4}}};
+    std::vector<TensorSpec> t = {{"transformer.wte.weight", {40, 4}},
+                                 {"transformer.wpe.weight", {16, 4}}};
     for (int i = 0; i < layers; ++i) {
       std::string p = "transformer.h." + std::to_string(i) + ".";
       t.push_back({p + "attn.c_attn.weight", {4, 12}});
@@ -431,33 +471,39 @@ TEST(Plan, Gpt2NamesAndLayerCountKey) {
 
 TEST(Plan, TokenizerSourceChoosesDonorAndVocabulary) {
   const Models& m = llama3();
-  std::string big = write_model("big_vocab2", llama_tensors(5, 36, 4, true), llama_config(5, 36, 4));
+  std::string big =
+      write_model("big_vocab2", llama_tensors(5, 36, 4, true), llama_config(5, 36, 4));
   ModelSet set;
-  std::string models = "\nmodels:\n  - model: " + m.m1 + "\n  - model: " + big + "\nparameters: {weight: 1}\n";
+  std::string models =
+      "\nmodels:\n  - model: " + m.m1 + "\n  - model: " + big + "\nparameters: {weight: 1}\n";
   // tokenizer_source: a listed model -> its files and its vocabulary rows.
-  MergePlan p = plan_text("merge_method: linear" + models + "tokenizer_source: " + m.m1 + "\n", set);
+  MergePlan p =
+      plan_text("merge_method: linear" + models + "tokenizer_source: " + m.m1 + "\n", set);
   EXPECT_EQ(p.tokenizer_donor, set.index_of(m.m1));
   EXPECT_EQ(find(p, "model.embed_tokens.weight").job.shape, (std::vector<int64_t>{32, 4}));
   // A tokenizer with more rows than some model has cannot be served without re-mapping.
-  expect_error("merge_method: linear" + models + "tokenizer:\n  source: " + big + "\n", ErrorKind::Input,
-               "cannot extend embeddings");
+  expect_error("merge_method: linear" + models + "tokenizer:\n  source: " + big + "\n",
+               ErrorKind::Input, "cannot extend embeddings");
   // base: the base's vocabulary; other models' rows are cut to it.
-  MergePlan q = plan_text("merge_method: task_arithmetic\nbase_model: " + m.base + models +
-                              "tokenizer_source: base\n",
-                          set);
+  MergePlan q = plan_text(
+      "merge_method: task_arithmetic\nbase_model: " + m.base + models + "tokenizer_source: base\n",
+      set);
   EXPECT_EQ(q.tokenizer_donor, set.index_of(m.base));
   EXPECT_EQ(find(q, "lm_head.weight").job.shape, (std::vector<int64_t>{32, 4}));
   // union: only when every vocabulary is the same.
   expect_error("merge_method: linear" + models + "tokenizer_source: union\n", ErrorKind::Recipe,
                "<string>:6: tokenizer_source: union is not supported yet; use base or a model");
-  MergePlan u = plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\n  - model: " + m.m2 +
-                          "\nparameters: {weight: 1}\ntokenizer: {source: union}\n");
+  MergePlan u =
+      plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\n  - model: " + m.m2 +
+                "\nparameters: {weight: 1}\ntokenizer: {source: union}\n");
   EXPECT_EQ(u.tokenizer_donor, u.config_donor);
   // pad_to_multiple_of: accepted when the rows already are a multiple (32 rows).
-  plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\nparameters: {weight: 1}\n"
+  plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 +
+            "\nparameters: {weight: 1}\n"
             "tokenizer:\n  source: base\n  pad_to_multiple_of: 16\n");
-  expect_error("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\nparameters: {weight: 1}\n"
-               "tokenizer:\n  source: base\n  pad_to_multiple_of: 64\n",
+  expect_error("merge_method: linear\nmodels:\n  - model: " + m.m1 +
+                   "\nparameters: {weight: 1}\n"
+                   "tokenizer:\n  source: base\n  pad_to_multiple_of: 64\n",
                ErrorKind::Recipe, "<string>:5: tokenizer.pad_to_multiple_of: ");
 }
 
@@ -466,8 +512,8 @@ TEST(Plan, ArchitectureMismatchNeedsAllowCrimes) {
   nlohmann::json cfg = llama_config(5, 32, 4);
   cfg["model_type"] = "mistral";
   std::string mistral = write_model("mistral", llama_tensors(5, 32, 4, true), cfg);
-  std::string text = "merge_method: linear\nmodels:\n  - model: " + m.m1 + "\n  - model: " + mistral +
-                     "\nparameters: {weight: 1}\n";
+  std::string text = "merge_method: linear\nmodels:\n  - model: " + m.m1 +
+                     "\n  - model: " + mistral + "\nparameters: {weight: 1}\n";
   expect_error(text, ErrorKind::Input, "--allow-crimes");
   ModelSet set;
   PlanOptions opt;
@@ -479,8 +525,9 @@ TEST(Plan, ArchitectureMismatchNeedsAllowCrimes) {
 
 TEST(Plan, UnusedParameterWarnings) {
   const Models& m = llama3();
-  MergePlan p = plan_text("merge_method: ties\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.m1 +
-                          "\n    parameters: {weight: 1, t: 0.5}\nparameters:\n  densty: 0.5\n");
+  MergePlan p =
+      plan_text("merge_method: ties\nbase_model: " + m.base + "\nmodels:\n  - model: " + m.m1 +
+                "\n    parameters: {weight: 1, t: 0.5}\nparameters:\n  densty: 0.5\n");
   EXPECT_TRUE(has_warning(p, "<string>:7: parameter 'densty' is not used by merge method(s) ties"));
   EXPECT_TRUE(has_warning(p, "<string>:5: parameter 't' is"));
 }
@@ -498,8 +545,12 @@ TEST(Plan, HubNamesResolveThroughTheLocalCache) {
   const char* old = std::getenv("HF_HUB_CACHE");
   std::string saved = old ? old : "";
   setenv("HF_HUB_CACHE", cache.c_str(), 1);
-  MergePlan p = plan_text("merge_method: linear\nmodels:\n  - model: acme/tiny\n    parameters: {weight: 1}\n");
-  if (old) setenv("HF_HUB_CACHE", saved.c_str(), 1); else unsetenv("HF_HUB_CACHE");
+  MergePlan p = plan_text(
+      "merge_method: linear\nmodels:\n  - model: acme/tiny\n    parameters: {weight: 1}\n");
+  if (old)
+    setenv("HF_HUB_CACHE", saved.c_str(), 1);
+  else
+    unsetenv("HF_HUB_CACHE");
   EXPECT_EQ(p.tensors[0].job.input_labels[0], "acme/tiny");
   EXPECT_EQ(p.output_config["model_type"], "llama");
 }
@@ -537,7 +588,8 @@ TEST(Plan, FixtureRecipesPlan) {
   EXPECT_EQ(find(slerp, "model.layers.8.input_layernorm.weight").job.params.at("t"), 0.5);
   EXPECT_EQ(find(slerp, "model.norm.weight").out_dtype, DType::BF16);
   MergePlan ties = plan_text(localize(read_fixture("ties_gradients.yaml")));
-  EXPECT_EQ(find(ties, "model.layers.31.mlp.up_proj.weight").job.model_params[1].at("density"), 0.1);
+  EXPECT_EQ(find(ties, "model.layers.31.mlp.up_proj.weight").job.model_params[1].at("density"),
+            0.1);
   EXPECT_EQ(find(ties, "model.layers.31.mlp.up_proj.weight").job.model_params[2].at("weight"), 1.0);
   MergePlan frank = plan_text(localize(read_fixture("passthrough_frankenmerge.yaml")));
   EXPECT_EQ(frank.output_config["num_hidden_layers"], 48);

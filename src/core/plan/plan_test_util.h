@@ -1,17 +1,16 @@
 // Test helper for plan/ tests: writes tiny Hugging Face-style checkpoints (config.json +
 // model.safetensors through the real ShardedWriter) with llama- or gpt2-style names.
 #pragma once
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "io/dtype.h"
 #include "io/safetensors_writer.h"
@@ -40,13 +39,18 @@ inline std::vector<TensorSpec> llama_tensors(int layers, int vocab, int hidden, 
 }
 
 inline nlohmann::json llama_config(int layers, int vocab, int hidden) {
-  return {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-          {"num_hidden_layers", layers}, {"vocab_size", vocab}, {"hidden_size", hidden},
-          {"torch_dtype", "float32"}, {"tie_word_embeddings", false}};
+  return {{"architectures", {"LlamaForCausalLM"}},
+          {"model_type", "llama"},
+          {"num_hidden_layers", layers},
+          {"vocab_size", vocab},
+          {"hidden_size", hidden},
+          {"torch_dtype", "float32"},
+          {"tie_word_embeddings", false}};
 }
 
 inline std::filesystem::path scratch_root() {
-  return std::filesystem::path(testing::TempDir()) / ("amalgam_plan_test_" + std::to_string(::getpid()));
+  return std::filesystem::path(testing::TempDir()) /
+         ("amalgam_plan_test_" + std::to_string(::getpid()));
 }
 
 // Removes the scratch checkpoints when the test program ends.

@@ -83,7 +83,8 @@ bool is_vocab_embedding_name(const std::string& name) {
 std::optional<std::string> tied_embedding_name(const ModelDir& model) {
   for (const std::string& n : model.tensor_names()) {
     if (layer_index(n) >= 0 || is_output_head_name(n)) continue;
-    if (has_component(n, {"embed_tokens", "wte", "embed_in", "word_embeddings", "tok_embeddings"}) &&
+    if (has_component(n,
+                      {"embed_tokens", "wte", "embed_in", "word_embeddings", "tok_embeddings"}) &&
         n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0) {
       return n;
     }

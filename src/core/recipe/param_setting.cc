@@ -25,10 +25,10 @@ std::optional<double> scalar_number(const YAML::Node& node) {
   bool plain = node.Tag() != "!";  // "!" = quoted scalar: never a boolean
   if (plain) {
     // YAML 1.1 booleans, as PyYAML (mergekit's loader) reads them.
-    static const std::set<std::string> yes = {"true", "True", "TRUE", "yes", "Yes", "YES",
-                                              "on",   "On",   "ON"};
-    static const std::set<std::string> no = {"false", "False", "FALSE", "no", "No", "NO",
-                                             "off",   "Off",   "OFF"};
+    static const std::set<std::string> yes = {"true", "True", "TRUE", "yes", "Yes",
+                                              "YES",  "on",   "On",   "ON"};
+    static const std::set<std::string> no = {"false", "False", "FALSE", "no", "No",
+                                             "NO",    "off",   "Off",   "OFF"};
     if (yes.count(s)) return 1.0;
     if (no.count(s)) return 0.0;
     // YAML's special floats; rejected later as not finite, with a clear message.
@@ -49,11 +49,16 @@ std::optional<double> scalar_number(const YAML::Node& node) {
 
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Scalar: return fmt::format("'{}'", node.Scalar());
-    default: return "an undefined value";
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      return fmt::format("'{}'", node.Scalar());
+    default:
+      return "an undefined value";
   }
 }
 
@@ -83,9 +88,9 @@ std::vector<double> number_or_gradient(const std::string& path, const YAML::Node
     std::vector<double> out;
     for (const auto& e : node) {
       if (!e.IsScalar()) {
-        fail_at(path, line_of(e),
-                fmt::format("{}: a gradient must be a list of numbers, found {}", what,
-                            describe(e)));
+        fail_at(
+            path, line_of(e),
+            fmt::format("{}: a gradient must be a list of numbers, found {}", what, describe(e)));
       }
       out.push_back(number_at(path, e, what));
     }
@@ -117,8 +122,8 @@ FilterEntry parse_filter_entry(const std::string& path, const YAML::Node& node,
     if (key == "filter") {
       if (kv.second.IsNull()) continue;  // `filter: null` = no filter, as in mergekit
       if (!kv.second.IsScalar()) {
-        fail_at(path, key_line, fmt::format("{}: filter must be a string, got {}", what,
-                                            describe(kv.second)));
+        fail_at(path, key_line,
+                fmt::format("{}: filter must be a string, got {}", what, describe(kv.second)));
       }
       entry.filter = kv.second.Scalar();
     } else if (key == "value") {
@@ -137,8 +142,8 @@ FilterEntry parse_filter_entry(const std::string& path, const YAML::Node& node,
   return entry;
 }
 
-ParamSetting parse_setting(const std::string& path, const std::string& name,
-                           const YAML::Node& node, int key_line) {
+ParamSetting parse_setting(const std::string& path, const std::string& name, const YAML::Node& node,
+                           int key_line) {
   ParamSetting s;
   s.line = key_line;
   std::string what = fmt::format("parameter '{}'", name);

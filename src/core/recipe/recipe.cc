@@ -57,8 +57,7 @@ struct Reader {
     char* end = nullptr;
     errno = 0;
     long v = std::strtol(s.c_str(), &end, 10);
-    if (s.empty() || end != s.c_str() + s.size() || errno != 0 || v < INT32_MIN ||
-        v > INT32_MAX) {
+    if (s.empty() || end != s.c_str() + s.size() || errno != 0 || v < INT32_MIN || v > INT32_MAX) {
       fail_at(path, line, fmt::format("{}: expected an integer, got '{}'", what, s));
     }
     return static_cast<int>(v);
@@ -205,65 +204,65 @@ Recipe parse_recipe_text(const std::string& text, const std::string& label) {
             "a recipe must be a YAML mapping with merge_method and models: or slices:");
   }
   int models_line = 0, slices_line = 0, tokenizer_source_line = 0, tokenizer_key_line = 0;
-  rd.each_key(
-      root, "recipe",
-      {"merge_method", "base_model", "models", "slices", "modules", "parameters", "dtype",
-       "out_dtype", "tokenizer_source", "tokenizer", "chat_template"},
-      [&](const std::string& key, const YAML::Node& v, int line) {
-        if (key == "merge_method") {
-          r.merge_method = rd.method_at(v, line);
-          r.merge_method_line = line;
-        } else if (key == "base_model") {
-          if (v.IsNull()) return;  // `base_model:` left empty = none, as in mergekit
-          r.base_model = rd.string_at(v, "base_model", line);
-          r.base_model_line = line;
-        } else if (key == "models") {
-          if (!v.IsSequence() || v.size() == 0) {
-            fail_at(label, line, "models: expected a non-empty list of {model, parameters}");
-          }
-          for (const auto& m : v) r.models.push_back(rd.source_at(m, false, "models entry"));
-          models_line = line;
-        } else if (key == "slices") {
-          if (!v.IsSequence() || v.size() == 0) {
-            fail_at(label, line, "slices: expected a non-empty list of {sources}");
-          }
-          for (const auto& s : v) r.slices.push_back(rd.slice_at(s));
-          slices_line = line;
-        } else if (key == "modules") {
-          fail_at(label, line,
-                  "modules: is not supported by amalgam (use slices: for layer ranges of a "
-                  "single-module model)");
-        } else if (key == "parameters") {
-          r.parameters = parse_param_map(label, v, line);
-          r.parameters_line = line;
-        } else if (key == "dtype") {
-          if (v.IsNull()) return;
-          r.dtype = rd.dtype_at(v, "dtype", line);
-          r.dtype_line = line;
-        } else if (key == "out_dtype") {
-          if (v.IsNull()) return;
-          r.out_dtype = rd.dtype_at(v, "out_dtype", line);
-          r.out_dtype_line = line;
-        } else if (key == "tokenizer_source") {
-          if (v.IsNull()) return;
-          r.tokenizer_source = rd.string_at(v, "tokenizer_source", line);
-          tokenizer_source_line = line;
-        } else if (key == "tokenizer") {
-          if (v.IsNull()) return;
-          r.tokenizer = rd.tokenizer_at(v, line);
-          tokenizer_key_line = line;
-        } else if (key == "chat_template") {
-          if (v.IsNull()) return;
-          r.chat_template = rd.string_at(v, "chat_template", line);
-        }
-      });
+  rd.each_key(root, "recipe",
+              {"merge_method", "base_model", "models", "slices", "modules", "parameters", "dtype",
+               "out_dtype", "tokenizer_source", "tokenizer", "chat_template"},
+              [&](const std::string& key, const YAML::Node& v, int line) {
+                if (key == "merge_method") {
+                  r.merge_method = rd.method_at(v, line);
+                  r.merge_method_line = line;
+                } else if (key == "base_model") {
+                  if (v.IsNull()) return;  // `base_model:` left empty = none, as in mergekit
+                  r.base_model = rd.string_at(v, "base_model", line);
+                  r.base_model_line = line;
+                } else if (key == "models") {
+                  if (!v.IsSequence() || v.size() == 0) {
+                    fail_at(label, line,
+                            "models: expected a non-empty list of {model, parameters}");
+                  }
+                  for (const auto& m : v)
+                    r.models.push_back(rd.source_at(m, false, "models entry"));
+                  models_line = line;
+                } else if (key == "slices") {
+                  if (!v.IsSequence() || v.size() == 0) {
+                    fail_at(label, line, "slices: expected a non-empty list of {sources}");
+                  }
+                  for (const auto& s : v) r.slices.push_back(rd.slice_at(s));
+                  slices_line = line;
+                } else if (key == "modules") {
+                  fail_at(label, line,
+                          "modules: is not supported by amalgam (use slices: for layer ranges of a "
+                          "single-module model)");
+                } else if (key == "parameters") {
+                  r.parameters = parse_param_map(label, v, line);
+                  r.parameters_line = line;
+                } else if (key == "dtype") {
+                  if (v.IsNull()) return;
+                  r.dtype = rd.dtype_at(v, "dtype", line);
+                  r.dtype_line = line;
+                } else if (key == "out_dtype") {
+                  if (v.IsNull()) return;
+                  r.out_dtype = rd.dtype_at(v, "out_dtype", line);
+                  r.out_dtype_line = line;
+                } else if (key == "tokenizer_source") {
+                  if (v.IsNull()) return;
+                  r.tokenizer_source = rd.string_at(v, "tokenizer_source", line);
+                  tokenizer_source_line = line;
+                } else if (key == "tokenizer") {
+                  if (v.IsNull()) return;
+                  r.tokenizer = rd.tokenizer_at(v, line);
+                  tokenizer_key_line = line;
+                } else if (key == "chat_template") {
+                  if (v.IsNull()) return;
+                  r.chat_template = rd.string_at(v, "chat_template", line);
+                }
+              });
   if (r.merge_method.empty()) {
     fail_at(label, 1,
             fmt::format("missing merge_method (known: {})", fmt::join(method_names(), ", ")));
   }
   if (models_line && slices_line) {
-    fail_at(label, std::max(models_line, slices_line),
-            "give either models: or slices:, not both");
+    fail_at(label, std::max(models_line, slices_line), "give either models: or slices:, not both");
   }
   if (!models_line && !slices_line) fail_at(label, 1, "the recipe needs models: or slices:");
   if (tokenizer_source_line && tokenizer_key_line) {

@@ -47,8 +47,7 @@ TEST(Recipe, TiesFixtureWithGradients) {
   EXPECT_EQ(r.models[1].model, "OpenPipe/mistral-ft-optimized-1218");
   EXPECT_EQ(param(r.models[1].parameters, "density").value, (std::vector<double>{1, 0.7, 0.1}));
   EXPECT_EQ(param(r.models[1].parameters, "density").line, 8);
-  EXPECT_EQ(param(r.models[2].parameters, "weight").value,
-            (std::vector<double>{0, 0.3, 0.7, 1}));
+  EXPECT_EQ(param(r.models[2].parameters, "weight").value, (std::vector<double>{0, 0.3, 0.7, 1}));
   EXPECT_EQ(param(r.parameters, "normalize").value, std::vector<double>{1.0});
   EXPECT_EQ(param(r.parameters, "int8_mask").value, std::vector<double>{1.0});
   EXPECT_EQ(r.dtype, "float16");
@@ -126,10 +125,10 @@ TEST(Recipe, ValueForms) {
       "models:\n"
       "  - model: a\n"
       "    parameters:\n"
-      "      weight: 1\n"            // integer
-      "      density: '0.25'\n"      // quoted numeric string (pydantic coerces it)
+      "      weight: 1\n"        // integer
+      "      density: '0.25'\n"  // quoted numeric string (pydantic coerces it)
       "      flag_a: false\n"
-      "      flag_b: yes\n"          // YAML 1.1 boolean, as PyYAML reads it
+      "      flag_b: yes\n"  // YAML 1.1 boolean, as PyYAML reads it
       "      g: [1, true, -2.5e-1]\n"
       "parameters:\n");
   const auto& p = r.models[0].parameters;
@@ -158,9 +157,8 @@ TEST(RecipeErrors, UnknownKeyInModelEntryAndSlice) {
       "merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n"
       "        layer_range: [0, 2]\n    residual_weight: 0.5\n",
       6, "unknown key 'residual_weight'");
-  expect_recipe_error(
-      "merge_method: linear\nmodels:\n  - model: a\n    layer_range: [0, 2]\n", 4,
-      "unknown key 'layer_range'");
+  expect_recipe_error("merge_method: linear\nmodels:\n  - model: a\n    layer_range: [0, 2]\n", 4,
+                      "unknown key 'layer_range'");
 }
 
 TEST(RecipeErrors, WrongTypes) {
@@ -176,8 +174,8 @@ TEST(RecipeErrors, WrongTypes) {
   expect_recipe_error("merge_method: [linear]\nmodels:\n  - model: a\n", 1,
                       "merge_method: expected a string");
   expect_recipe_error(
-      "merge_method: linear\nmodels:\n  - model: a\n    parameters:\n      weight: [1, [2]]\n",
-      5, "a gradient must be a list of numbers");
+      "merge_method: linear\nmodels:\n  - model: a\n    parameters:\n      weight: [1, [2]]\n", 5,
+      "a gradient must be a list of numbers");
   expect_recipe_error(
       "merge_method: linear\nmodels:\n  - model: a\n    parameters:\n      weight: []\n", 5,
       "empty list");
@@ -220,9 +218,8 @@ TEST(RecipeErrors, MissingModel) {
   expect_recipe_error(
       "merge_method: linear\nmodels:\n  - parameters:\n      weight: 1\n  - model: b\n", 3,
       "no 'model:'");
-  expect_recipe_error(
-      "merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n", 4,
-      "source 'a' has no layer_range");
+  expect_recipe_error("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n", 4,
+                      "source 'a' has no layer_range");
   expect_recipe_error("merge_method: linear\nmodels:\n  - model:\n", 3, "model: expected a string");
   expect_recipe_error("merge_method: linear\n", 1, "needs models: or slices:");
   expect_recipe_error("models:\n  - model: a\n", 1, "missing merge_method");
@@ -242,8 +239,8 @@ TEST(RecipeErrors, UnknownMethodListsKnownOnes) {
 TEST(RecipeErrors, BadDtype) {
   expect_recipe_error("merge_method: linear\nmodels:\n  - model: a\ndtype: bf16\n", 4,
                       "unsupported dtype 'bf16'");
-  expect_recipe_error("merge_method: linear\nmodels:\n  - model: a\nout_dtype: torch.float64\n",
-                      4, "unsupported dtype 'torch.float64'");
+  expect_recipe_error("merge_method: linear\nmodels:\n  - model: a\nout_dtype: torch.float64\n", 4,
+                      "unsupported dtype 'torch.float64'");
 }
 
 TEST(RecipeErrors, BothTokenizerKeys) {
@@ -265,7 +262,8 @@ TEST(RecipeErrors, FilterMappingNotInAList) {
 }
 
 TEST(RecipeErrors, ModulesBothFormsDuplicatesAndSyntax) {
-  expect_recipe_error("merge_method: linear\nmodules:\n  text: {}\n", 2, "modules: is not supported");
+  expect_recipe_error("merge_method: linear\nmodules:\n  text: {}\n", 2,
+                      "modules: is not supported");
   expect_recipe_error(
       "merge_method: linear\nmodels:\n  - model: a\nslices:\n  - sources:\n      - model: a\n"
       "        layer_range: [0, 1]\n",
@@ -276,7 +274,8 @@ TEST(RecipeErrors, ModulesBothFormsDuplicatesAndSyntax) {
       "merge_method: linear\nmodels:\n  - model: a\n    parameters:\n      weight: 1\n"
       "      weight: 2\n",
       6, "given twice");
-  expect_recipe_error("merge_method: linear\nmodels:\n  - model: a\n   bad: [\n", 4, "invalid YAML");
+  expect_recipe_error("merge_method: linear\nmodels:\n  - model: a\n   bad: [\n", 4,
+                      "invalid YAML");
   expect_recipe_error("- just\n- a list\n", 1, "must be a YAML mapping");
   expect_recipe_error("", 1, "must be a YAML mapping");
 }

@@ -1,9 +1,9 @@
 // Internal to recipe/: helpers that read yaml-cpp nodes while keeping line numbers, so
 // every recipe error can say "PATH:LINE: message". Not part of the public contract.
 #pragma once
-#include <string>
-
 #include <yaml-cpp/yaml.h>
+
+#include <string>
 
 #include "recipe/recipe.h"
 
