@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "plan/output_config.h"
 #include "plan/param_resolver.h"
 #include "plan/shape_rules.h"
 #include "plan/tensor_names.h"
@@ -412,67 +413,18 @@ class Planner {
     return d.shape;
   }
 
-  // Output config.json: the donor's, dtype and layer count updated (§1.2).
   void finish_config() {
-    nlohmann::json cfg = model(plan_.config_donor).config();
-    if (!cfg.is_object()) cfg = nlohmann::json::object();
-    std::optional<std::string> dt = recipe_.out_dtype ? recipe_.out_dtype : recipe_.dtype;
-    if (dt && !cfg.empty()) {
-      cfg["torch_dtype"] = *dt;
-      if (cfg.contains("dtype")) cfg["dtype"] = *dt;  // newer transformers spell it so
-    }
-    if (recipe_.uses_slices() && !cfg.empty()) {
-      int total = 0;
-      for (const OutSlice& s : slices_) total += s.length;
-      bool set = false;
-      for (const char* key : {"num_hidden_layers", "n_layer"}) {
-        if (cfg.contains(key)) cfg[key] = total, set = true;
-      }
-      if (cfg.contains("text_config") && cfg["text_config"].is_object() &&
-          cfg["text_config"].contains("num_hidden_layers")) {
-        cfg["text_config"]["num_hidden_layers"] = total, set = true;
-      }
-      if (!set) cfg["num_hidden_layers"] = total;
-      restack_layer_types(cfg);
-    }
-    // A merged lm_head that a loader would replace by the tied embeddings: say so.
-    bool head_written = false;
-    for (const PlannedTensor& t : plan_.tensors) head_written |= is_output_head_name(t.job.name);
-    if (head_written && cfg.value("tie_word_embeddings", false) == true) {
-      plan_.warnings.push_back(
-          "config.json has tie_word_embeddings: true, so loaders will ignore the merged "
-          "lm_head.weight (the donor ties it but another model does not)");
-    }
-    // Embeddings cut to fewer rows than the donor's vocab_size would not load: say so.
-    if (embedding_rows_ > 0 && cfg.contains("vocab_size") &&
-        cfg["vocab_size"].is_number_integer() &&
-        cfg["vocab_size"].get<int64_t>() > embedding_rows_) {
-      plan_.warnings.push_back(
-          fmt::format("config.json: vocab_size {} -> {} (embeddings rectified)",
-                      cfg["vocab_size"].get<int64_t>(), embedding_rows_));
-      cfg["vocab_size"] = embedding_rows_;
-    }
-    plan_.output_config = std::move(cfg);
-  }
-
-  // Per-layer lists in the config (layer_types: sliding vs full attention in Qwen3,
-  // Gemma 2/3, ...) follow the layers: slice k's entries come from its reference model.
-  void restack_layer_types(nlohmann::json& cfg) {
-    if (!cfg.contains("layer_types") || !cfg["layer_types"].is_array()) return;
-    nlohmann::json out = nlohmann::json::array();
+    OutputConfigInputs in;
+    in.donor = model(plan_.config_donor).config();
+    in.dtype = recipe_.out_dtype ? recipe_.out_dtype : recipe_.dtype;
+    in.slices = recipe_.uses_slices();
     for (const OutSlice& s : slices_) {
       const Source& ref = s.sources[s.reference];
-      const auto& rc = model(ref.model).config();
-      if (!rc.contains("layer_types") || !rc["layer_types"].is_array() ||
-          rc["layer_types"].size() < static_cast<size_t>(ref.begin + s.length)) {
-        plan_.warnings.push_back(fmt::format(
-            "config.json: layer_types left as the donor's ('{}' has no matching layer_types)",
-            ref.ref));
-        return;
-      }
-      for (int k = 0; k < s.length; ++k) out.push_back(rc["layer_types"][ref.begin + k]);
+      in.layers.push_back({&model(ref.model).config(), ref.ref, ref.begin, s.length});
     }
-    cfg["layer_types"] = std::move(out);
+    in.embedding_rows = embedding_rows_;
+    for (const PlannedTensor& t : plan_.tensors) in.head_written |= is_output_head_name(t.job.name);
+    plan_.output_config = make_output_config(in, plan_.warnings);
   }
 
   void finish_warnings() {
