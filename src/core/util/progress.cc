@@ -15,7 +15,7 @@ std::string human(double v, const std::string& unit) {
   const char* suffix[] = {"B", "KB", "MB", "GB", "TB"};
   int i = 0;
   while (v >= 1000 && i < 4) v /= 1000, ++i;
-  return fmt::format(i == 0 ? "{:.0f}{}" : "{:.1f}{}", v, suffix[i]);
+  return i == 0 ? fmt::format("{:.0f}{}", v, suffix[i]) : fmt::format("{:.1f}{}", v, suffix[i]);
 }
 
 std::string clock(double seconds) {
