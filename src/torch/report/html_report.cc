@@ -21,9 +21,9 @@ h2{font-size:1.25em;margin-top:1.8em;color:#24477a}
 h3{font-size:1.05em}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
 caption{text-align:left;font-weight:600;padding:.3em 0}
-th,td{border:1px solid #c9d2e0;padding:.25em .55em;text-align:right}
+th,td{border:1px solid #c9d2e0;padding:.25em .55em;text-align:left}
+td.n{text-align:right}
 th{background:#eef2f8}
-td:first-child,th:first-child{text-align:left}
 pre{background:#f4f6f9;border:1px solid #dde3ec;padding:.6em;overflow-x:auto;font-size:.85em}
 .note{font-size:.8em;color:#556}
 figure{margin:1em 0}
@@ -80,7 +80,9 @@ void HtmlReport::table(const Table& t) {
         style = fmt::format(" style=\"background:#{:02x}{:02x}{:02x}\"", r, g, b);
       }
       const std::string text = html_escape(c.text);
-      body_ += "<td" + style + ">" + (c.bold ? "<b>" + text + "</b>" : text) + "</td>";
+      // Numbers right-aligned so digits line up; words left.
+      const bool numeric = !c.text.empty() && c.text.find_first_not_of("0123456789.-+eE%") == std::string::npos;
+      body_ += std::string("<td") + (numeric ? " class=\"n\"" : "") + style + ">" + (c.bold ? "<b>" + text + "</b>" : text) + "</td>";
     }
     body_ += "</tr>\n";
   }

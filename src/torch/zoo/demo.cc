@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -84,14 +85,16 @@ DemoResult run_demo(const DemoOptions& opt) {
   needed.insert(needed.end(), experts.begin(), experts.end());
   for (const auto& m : needed) zoo.ensure(m);
   zoo.ensure_tasks();
+  // ensure() records a parent again each time a child asks for it: count names once.
+  std::set<std::string> seen;
   for (const auto& rec : zoo.records()) {
-    if (rec.cached) {
-      ++r.models_cached;
-    } else {
+    if (!rec.cached) {
       ++r.models_trained;
       r.train_seconds += rec.seconds;
     }
+    seen.insert(rec.name);
   }
+  r.models_cached = static_cast<int>(seen.size()) - r.models_trained;
   configure_torch_threads(opt.threads);
 
   // 2. Reference scores: bases and experts on every family.
