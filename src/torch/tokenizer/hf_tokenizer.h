@@ -27,7 +27,11 @@ TokenizerConfig read_tokenizer_config(const std::string& path);
 std::unique_ptr<Tokenizer> make_hf_tokenizer(const nlohmann::json& tokenizer_json, const TokenizerConfig& config,
                                              const std::string& file);
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path, const TokenizerConfig& config);
-// tokenizer.model through libsentencepiece; Error(Input) when built without it.
+// tokenizer.model through libsentencepiece, or, when built without it, through
+// load_sentencepiece_native.
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path, const TokenizerConfig& config);
+// tokenizer.model of a BPE model with identity normalization (Llama-2, Mistral) read
+// without libsentencepiece, as an equivalent tokenizer.json pipeline.
+std::unique_ptr<Tokenizer> load_sentencepiece_native(const std::string& model_path, const TokenizerConfig& config);
 
 }  // namespace amalgam

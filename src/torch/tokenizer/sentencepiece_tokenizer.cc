@@ -105,8 +105,8 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model
 
 #else
 
-std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path, const TokenizerConfig&) {
-  fail(ErrorKind::Input, "{}: this build of amalgam has no SentencePiece support (libsentencepiece-dev)", model_path);
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path, const TokenizerConfig& config) {
+  return load_sentencepiece_native(model_path, config);
 }
 
 #endif

@@ -256,6 +256,26 @@ TEST(TokenizerConfig, ReadsTokensAsStringsOrObjects) {
   EXPECT_THROW(read_tokenizer_config((dir / "bad.json").string()), Error);
 }
 
+// tests/fixtures/tokenizers/sp_bpe: a BPE tokenizer.model (byte fallback, identity
+// normalization like Llama's) trained with libsentencepiece, and libsentencepiece's own
+// ids and decodings of a few texts (expected.json), both made by SentencePieceTrainer.
+TEST(SentencePiece, NativeReaderMatchesLibsentencepiece) {
+  const std::string dir = std::string(AMALGAM_SOURCE_DIR) + "/tests/fixtures/tokenizers/sp_bpe";
+  const auto tok = load_sentencepiece_native(dir + "/tokenizer.model", {});
+  std::ifstream f(dir + "/expected.json");
+  const json expected = json::parse(f);
+  ASSERT_GE(expected.size(), 10u);
+  for (const auto& e : expected) {
+    const std::string text = e["text"].get<std::string>();
+    const auto ids = tok->encode(text, false);
+    EXPECT_EQ(ids, e["ids"].get<std::vector<int32_t>>()) << text;
+    EXPECT_EQ(tok->decode(ids, true), e["decoded"].get<std::string>()) << text;
+  }
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  EXPECT_EQ(tok->encode("fox", true).front(), 1);
+}
+
 #ifdef AMALGAM_HAVE_SENTENCEPIECE
 TEST(SentencePiece, TrainedModelRoundTripsAndAddsBos) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("amalgam_sp_model_" + std::to_string(::getpid()));
