@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/util/error.h"
+#include "core/util/progress.h"
 #include "torch/tokenizer/hf_tokenizer.h"
 #include "torch/tokenizer/unicode.h"
 
@@ -100,7 +101,17 @@ class SentencePieceTokenizer : public Tokenizer {
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path, const TokenizerConfig& config) {
-  return std::make_unique<SentencePieceTokenizer>(model_path, config);
+  try {
+    return std::make_unique<SentencePieceTokenizer>(model_path, config);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    // libsentencepiece's bundled protobuf refuses the libprotobuf that libtorch loaded
+    // (see docs/tokenizers.md): read the model ourselves.
+    report_warning(fmt::format("{}: libsentencepiece unusable here ({}); using amalgam's own reader", model_path,
+                               std::string(e.what()).substr(0, 80)));
+    return load_sentencepiece_native(model_path, config);
+  }
 }
 
 #else
