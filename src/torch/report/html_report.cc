@@ -27,6 +27,7 @@ th{background:#eef2f8}
 pre{background:#f4f6f9;border:1px solid #dde3ec;padding:.6em;overflow-x:auto;font-size:.85em}
 .note{font-size:.8em;color:#556}
 figure{margin:1em 0}
+.wide{overflow-x:auto}
 )";
 
 }  // namespace
@@ -59,7 +60,8 @@ void HtmlReport::preformatted(std::string_view text) {
 }
 
 void HtmlReport::table(const Table& t) {
-  body_ += "<table>\n";
+  // Wide tables (a column per task family) scroll instead of spilling past the page.
+  body_ += "<div class=\"wide\"><table>\n";
   if (!t.caption.empty()) body_ += "<caption>" + html_escape(t.caption) + "</caption>\n";
   if (!t.header.empty()) {
     body_ += "<thead><tr>";
@@ -86,7 +88,7 @@ void HtmlReport::table(const Table& t) {
     }
     body_ += "</tr>\n";
   }
-  body_ += "</tbody></table>\n";
+  body_ += "</tbody></table></div>\n";
   if (!t.note.empty()) body_ += "<p class=\"note\">" + html_escape(t.note) + "</p>\n";
 }
 
