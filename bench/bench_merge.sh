@@ -92,11 +92,13 @@ run_size() {  # SIZE METHODS REFERENCE
         "$data/$m.yaml" "$data/ref-$m.safetensors" --threads "$threads")
       rm -f "$data/ref-$m.safetensors"
     fi
+    # (Parenthesized: a bare `>` inside awk's printf arguments is an output redirection.)
     awk -v m="$m" -v b="$input_bytes" -v s="$s" -v rs="$rs" -v r="$rss" -v rr="$rrss" 'BEGIN{
-      g = s > 0 ? b/s/1e9 : 0; rg = rs > 0 ? b/rs/1e9 : 0;
-      printf "| %-16s | %8.2f | %8.2f | %9s | %7s | %9.0f | %8s |\n", m, g, s,
-        rs == "nan" ? "-" : sprintf("%.3f", rg), rs == "nan" ? "-" : sprintf("%.1fx", rs/s),
-        r/1024, rr > 0 ? sprintf("%.0f", rr/1024) : "-" }'
+      g = (s > 0) ? b/s/1e9 : 0;
+      ref = (rs == "nan") ? "-" : sprintf("%.3f", b/rs/1e9);
+      ratio = (rs == "nan") ? "-" : sprintf("%.1fx", rs/s);
+      rrss = (rr + 0 > 0) ? sprintf("%.0f", rr/1024) : "-";
+      printf "| %-16s | %8.2f | %8.2f | %9s | %7s | %9.0f | %8s |\n", m, g, s, ref, ratio, r/1024, rrss }'
   done
 }
 

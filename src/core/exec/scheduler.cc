@@ -155,6 +155,9 @@ class Scheduler {
           lock.lock();
           task->finishing = false;
           task->pass++;
+          // A merger may learn after a pass that it needs more (or fewer) of them, e.g. a
+          // radix select whose threshold bucket is still too coarse: ask again.
+          task->passes = std::max(task->pass, task->merger->stat_passes()) + 1;
           task->next = task->done = 0;
         } else {
           complete(*task);

@@ -1,6 +1,7 @@
 // Reads one chunk of one job input into an f32 buffer: resolves the stored tensor,
-// follows rectified (top-left) layouts, applies the recipe's load-dtype rounding, and
-// releases the mapped pages afterwards so RSS stays bounded by the chunks in flight.
+// follows rectified (top-left) layouts, applies the recipe's load-dtype rounding. Bytes
+// come by pread (offsets from the validated SafetensorsFile header), so nothing stays
+// mapped and RSS is bounded by the chunks in flight.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -18,6 +19,10 @@ class InputReader {
   // stored tensor is absent or cannot present itself in `job_shape`.
   InputReader(const ModelSet& models, const InputRef& ref, const std::vector<int64_t>& job_shape,
               std::optional<DType> load_dtype);
+  ~InputReader();
+  InputReader(InputReader&& other) noexcept;
+  InputReader(const InputReader&) = delete;
+  InputReader& operator=(const InputReader&) = delete;
 
   // Job elements [begin, begin+count) as f32 into dst. `scratch` grows as needed.
   // Returns the stored bytes read.
@@ -27,10 +32,12 @@ class InputReader {
 
  private:
   void release_with_fault_around(uint64_t first, uint64_t last) const;
+  void pread_f32(uint64_t first, uint64_t count, float* dst, std::vector<uint8_t>& raw) const;
   const SafetensorsFile* file_;
   const TensorInfo* info_;
   std::vector<int64_t> job_shape_;
   std::optional<DType> round_to_;  // set when rounding changes values
+  int fd_ = -1;                     // own descriptor for pread (see pread_f32)
 };
 
 }  // namespace amalgam
