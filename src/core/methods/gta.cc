@@ -283,21 +283,32 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
       // n is a whole number of slabs; rank each group (axis-1 fibre) by ascending |delta|,
       // ties by lower index (§8.4), p = (rho - eps) + 2 eps (r - 1)/(C - 1) (§5.2.1, §8.6).
       thread_local RankScratch scratch;
-      thread_local std::vector<uint32_t> gk, rk;
+      thread_local std::vector<uint32_t> gk;
+      // The probability table only depends on (C, rho, eps): rebuilt when those change.
       thread_local std::vector<float> ptab;
+      thread_local uint64_t ptab_c = 0;
+      thread_local double ptab_rho = -1, ptab_eps = -1;
       const uint64_t C = group_len_;
-      gk.resize(C);
-      rk.resize(C);
-      ptab.resize(C);
-      const double lo = m.rho - m.eps, span = 2 * m.eps;
-      for (uint64_t q = 0; q < C; ++q)
-        ptab[q] = static_cast<float>(C == 1 ? m.rho : lo + span * (static_cast<double>(q) / (C - 1)));
-      for (uint64_t s0 = 0; s0 < n; s0 += slab_)
+      if (ptab_c != C || ptab_rho != m.rho || ptab_eps != m.eps || ptab.size() != C) {
+        ptab.resize(C);
+        const double lo = m.rho - m.eps, span = 2 * m.eps;
+        for (uint64_t q = 0; q < C; ++q)
+          ptab[q] = static_cast<float>(C == 1 ? m.rho : lo + span * (static_cast<double>(q) / (C - 1)));
+        ptab_c = C;
+        ptab_rho = m.rho;
+        ptab_eps = m.eps;
+      }
+      for (uint64_t s0 = 0; s0 < n; s0 += slab_) {
+        if (stride_ == 1) {
+          rank_lookup(keys + s0, C, ptab.data(), tmp + s0, 1, scratch);
+          continue;
+        }
+        gk.resize(C);
         for (uint64_t j = 0; j < stride_; ++j) {
           for (uint64_t c = 0; c < C; ++c) gk[c] = keys[s0 + j + c * stride_];
-          rank_keys(gk.data(), C, rk.data(), scratch);
-          for (uint64_t c = 0; c < C; ++c) tmp[s0 + j + c * stride_] = ptab[rk[c]];
+          rank_lookup(gk.data(), C, ptab.data(), tmp + s0 + j, stride_, scratch);
         }
+      }
       if (job_.masks) {
         for (size_t i = 0; i < n; ++i) mask[i] = job_.masks->keep(m.ordinal, g + i, tmp[i]) ? 1.0f : 0.0f;
       } else {
@@ -315,7 +326,6 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
 }
 
 void GtaMerger::accumulate_select(const Chunk& chunk) {
-  std::vector<float> d(kTile);
   std::vector<uint32_t> keys(kTile);
   std::vector<TopSelector::Local> locals(2 * models_.size());
   for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
@@ -326,7 +336,7 @@ void GtaMerger::accumulate_select(const Chunk& chunk) {
       if (!a && !b) continue;
       if (shares_first_pass(m)) b = false;  // finish_pass copies keep_top's histogram
       for_each_tile(first - chunk.begin, count, [&](uint64_t off, uint64_t n) {
-        delta_keys(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
+        delta_keys_only(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, keys.data());
         if (a) m.keep_top->observe(locals[2 * k], blk, chunk.begin + off, keys.data(), n);
         if (b) m.drop_top->observe(locals[2 * k + 1], blk, chunk.begin + off, keys.data(), n);
       });

@@ -41,6 +41,11 @@ AMALGAM_SIMD_CLONES void delta_keys(const float* x, const float* b, size_t n, fl
   }
 }
 
+AMALGAM_SIMD_CLONES void delta_keys_only(const float* __restrict x, const float* __restrict b, size_t n,
+                                         uint32_t* __restrict keys) {
+  for (size_t i = 0; i < n; ++i) keys[i] = abs_key(x[i] - b[i]);
+}
+
 AMALGAM_SIMD_CLONES void delta_only(const float* x, const float* b, size_t n, float* d) {
   for (size_t i = 0; i < n; ++i) d[i] = x[i] - b[i];
 }
@@ -115,50 +120,82 @@ AMALGAM_SIMD_CLONES void sum_combine(const float* __restrict E, size_t stride, s
   for (size_t i = 0; i < n; ++i) out[i] = base[i] + D[i];
 }
 
-// Ascending ranks (ties by lower position, §8.4) of C keys: stable LSD radix sort over
-// 11/11/9-bit digits of the 31-bit keys, with the three histograms built in one pass.
-// rank[pos] = 0-based rank.
-void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s) {
-  s.ka.assign(keys, keys + C);
-  s.ia.resize(C);
-  for (size_t i = 0; i < C; ++i) s.ia[i] = static_cast<uint32_t>(i);
+namespace {
+
+// s.items[r] (low 32 bits) = position of the key of ascending rank r, ties by lower
+// position (§8.4). MSD counting sort on the high 16 key bits (a 65536-bin histogram whose
+// occupied bins are found through a bitmap, so a row only visits and clears the bins it
+// touches), then each bin's entries sorted by (low 16 bits, position): exactly the
+// stable order by key.
+void order_keys(const uint32_t* keys, size_t C, RankScratch& s) {
+  s.items.resize(C);
+  uint64_t* __restrict items = s.items.data();
   if (C <= 32) {
-    std::stable_sort(s.ia.begin(), s.ia.end(), [&](uint32_t x, uint32_t y) { return keys[x] < keys[y]; });
-  } else {
-    s.kb.resize(C);
-    s.ib.resize(C);
-    static thread_local uint32_t hist[3][2048];
-    std::fill(&hist[0][0], &hist[0][0] + 3 * 2048, 0u);
-    for (size_t i = 0; i < C; ++i) {
-      const uint32_t k = s.ka[i];
-      ++hist[0][k & 2047u];
-      ++hist[1][(k >> 11) & 2047u];
-      ++hist[2][(k >> 22) & 511u];
-    }
-    const int shifts[3] = {0, 11, 22};
-    const uint32_t masks[3] = {2047u, 2047u, 511u};
-    for (int d = 0; d < 3; ++d) {
-      uint32_t* h = hist[d];
-      const uint32_t dm = masks[d];
-      const int sh = shifts[d];
-      if (h[(s.ka[0] >> sh) & dm] == C) continue;  // one digit value: order unchanged
-      uint32_t sum = 0;
-      for (uint32_t v = 0; v <= dm; ++v) {
-        const uint32_t c = h[v];
-        h[v] = sum;
-        sum += c;
+    for (size_t i = 0; i < C; ++i) items[i] = (uint64_t{keys[i]} << 32) | static_cast<uint32_t>(i);
+    std::sort(items, items + C);
+    return;
+  }
+  if (s.hist.size() != 65536) s.hist.assign(65536, 0u);
+  if (s.bits.size() != 1024) s.bits.assign(1024, 0u);
+  uint32_t* __restrict hist = s.hist.data();
+  uint64_t* __restrict bits = s.bits.data();
+  for (size_t i = 0; i < C; ++i) {
+    const uint32_t h = keys[i] >> 16;
+    ++hist[h];
+    bits[h >> 6] |= uint64_t{1} << (h & 63);
+  }
+  // Exclusive prefix sums over the occupied bins in ascending order; remember the bins
+  // (to clear them afterwards) and the runs of more than one entry (to sort them).
+  s.bins.clear();
+  s.runs.clear();
+  uint32_t sum = 0;
+  for (uint32_t w = 0; w < 1024; ++w) {
+    uint64_t word = bits[w];
+    if (!word) continue;
+    bits[w] = 0;
+    do {
+      const uint32_t h = w * 64 + static_cast<uint32_t>(__builtin_ctzll(word));
+      word &= word - 1;
+      const uint32_t c = hist[h];
+      hist[h] = sum;
+      s.bins.push_back(h);
+      if (c > 1) s.runs.push_back((uint64_t{sum} << 32) | c);
+      sum += c;
+    } while (word);
+  }
+  for (size_t i = 0; i < C; ++i) {
+    const uint32_t k = keys[i];
+    items[hist[k >> 16]++] = (uint64_t{k & 0xffffu} << 32) | static_cast<uint32_t>(i);
+  }
+  for (uint32_t h : s.bins) hist[h] = 0;
+  // Inside a bin the high bits are equal, so (low bits, position) is the stable order.
+  for (uint64_t run : s.runs) {
+    uint64_t* a = items + (run >> 32);
+    const uint32_t c = static_cast<uint32_t>(run);
+    if (c <= 16) {
+      for (uint32_t i = 1; i < c; ++i) {
+        const uint64_t v = a[i];
+        uint32_t j = i;
+        for (; j > 0 && a[j - 1] > v; --j) a[j] = a[j - 1];
+        a[j] = v;
       }
-      for (size_t i = 0; i < C; ++i) {
-        const uint32_t k = s.ka[i];
-        const uint32_t pos = h[(k >> sh) & dm]++;
-        s.kb[pos] = k;
-        s.ib[pos] = s.ia[i];
-      }
-      s.ka.swap(s.kb);
-      s.ia.swap(s.ib);
+    } else {
+      std::sort(a, a + c);
     }
   }
-  for (size_t r = 0; r < C; ++r) rank[s.ia[r]] = static_cast<uint32_t>(r);
+}
+
+}  // namespace
+
+void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s) {
+  order_keys(keys, C, s);
+  for (size_t r = 0; r < C; ++r) rank[static_cast<uint32_t>(s.items[r])] = static_cast<uint32_t>(r);
+}
+
+void rank_lookup(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride, RankScratch& s) {
+  order_keys(keys, C, s);
+  const uint64_t* items = s.items.data();
+  for (size_t r = 0; r < C; ++r) out[static_cast<uint32_t>(items[r]) * stride] = table[r];
 }
 
 }  // namespace amalgam::mdetail

@@ -14,6 +14,8 @@ void ta_accumulate(const float* const* xs, size_t M, const float* b, const float
 // out = b + lambda * (D / z), skipping the steps that are identities exactly as sum_combine.
 void finish_sum(float* D, size_t n, bool normalize, float z, float lambda, const float* b, float* out);
 void delta_keys(const float* x, const float* b, size_t n, float* d, uint32_t* keys);
+// keys = abs_key(x - b) without storing the deltas (selection passes).
+void delta_keys_only(const float* x, const float* b, size_t n, uint32_t* keys);
 void delta_only(const float* x, const float* b, size_t n, float* d);
 void bernoulli_mask(const float* u, float p, size_t n, float* mask);
 void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask);
@@ -27,9 +29,12 @@ void sum_combine(const float* E, size_t stride, size_t M, size_t n, bool normali
                  const float* base, float* out, float* D);
 
 struct RankScratch {
-  std::vector<uint32_t> ka, kb, ia, ib;
+  std::vector<uint64_t> items, runs, bits;
+  std::vector<uint32_t> hist, bins;
 };
 // rank[pos] = ascending 0-based rank of keys[pos] among the C keys (ties: lower pos first).
 void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s);
+// out[pos * stride] = table[rank of keys[pos]] (the same ranks as rank_keys).
+void rank_lookup(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride, RankScratch& s);
 
 }  // namespace amalgam::mdetail
