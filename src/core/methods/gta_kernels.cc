@@ -169,10 +169,13 @@ void order_keys(const uint32_t* keys, size_t C, RankScratch& s) {
   }
   for (uint32_t h : s.bins) hist[h] = 0;
   // Inside a bin the high bits are equal, so (low bits, position) is the stable order.
+  // The scatter left each bin in position order: a bin whose keys are all equal (common
+  // with bf16-sourced deltas, which take few distinct values) is already sorted.
   for (uint64_t run : s.runs) {
     uint64_t* a = items + (run >> 32);
     const uint32_t c = static_cast<uint32_t>(run);
-    if (c <= 16) {
+    if (std::is_sorted(a, a + c)) continue;
+    if (c <= 32) {
       for (uint32_t i = 1; i < c; ++i) {
         const uint64_t v = a[i];
         uint32_t j = i;
