@@ -97,6 +97,6 @@ FamilyScores score_model_dir(const std::string& dir, const ZooPreset& preset, ui
 
 // Bumped whenever training code or data generation changes what a model would be, so
 // stale caches are never reused.
-constexpr const char* kZooCodeVersion = "zoo-1";
+constexpr const char* kZooCodeVersion = "zoo-2";
 
 }  // namespace amalgam::zoo
