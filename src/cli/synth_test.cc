@@ -11,34 +11,18 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_test_util.h"
+
 #include "io/model_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status;
-  std::string out;
-};
-
-// Runs `amalgam ARGS`, stdout captured, stderr appended to `err_file` if given.
+using Result = amalgam::testing::CommandResult;
+using amalgam::testing::slurp;
 Result amalgam(const std::string& args, const std::string& err_file = "/dev/null") {
-  std::string cmd = std::string(AMALGAM_BINARY) + " " + args + " 2>" + err_file;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return amalgam::testing::run_amalgam(args, err_file);
 }
 
 struct Tmp {
