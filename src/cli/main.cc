@@ -1,7 +1,10 @@
 // Entry point of the `amalgam` binary: builds the CLI11 app from the registered
 // subcommands, runs the chosen one, and turns every amalgam::Error into one line on
 // stderr and its documented exit status (see util/error.h).
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <algorithm>
 #include <thread>
 
@@ -23,9 +26,27 @@ Command::Command(int order, std::function<void(CLI::App&)> setup) {
 
 int default_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+namespace {
+
+// libgomp (torch's thread pool) reads OMP_WAIT_POLICY once, when it is loaded, and by
+// default its idle workers spin for a while after every parallel region. OpenBLAS runs
+// its own threads for every matmul, so on a small machine the spinning workers take the
+// cores OpenBLAS needs: the 100M-parameter eval benchmark ran at 160-180 tokens/s with
+// the default policy and 450-480 with PASSIVE (bench/eval_bench.py, 2 threads). The
+// policy cannot be changed after load, so the binary re-executes itself once with it
+// set, unless the user chose a policy.
+void prefer_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+  execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+}
+
+}  // namespace
+
 }  // namespace amalgam::cli
 
 int main(int argc, char** argv) {
+  amalgam::cli::prefer_passive_openmp(argv);
   CLI::App app{"amalgam: merge, evaluate and search the merge of language-model checkpoints"};
   app.name("amalgam");
   app.require_subcommand(1);
