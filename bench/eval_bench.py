@@ -10,6 +10,7 @@ Prints a table: tokens/s of each, their ratio, and both summed NLLs (they must a
 
 Usage: bench/eval_bench.py [--amalgam build/amalgam] [--threads 2] [--context 512]
                            [--chars 4096] [--repeat 2] [--workdir /tmp/amalgam_eval_bench]
+                           [--wait-policy PASSIVE|ACTIVE]
 """
 import argparse
 import json
@@ -81,6 +82,7 @@ def main():
     ap.add_argument("--chars", type=int, default=4096)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--workdir", default="/tmp/amalgam_eval_bench")
+    ap.add_argument("--wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY for both sides")
     a = ap.parse_args()
     model = os.path.join(a.workdir, "model")
     params = write_model(model, 32000, 768, 8, 12, 4, 2048, 2048)
@@ -94,7 +96,11 @@ def main():
     windows = [ids[i:i + a.context] for i in range(0, len(ids), a.context)]
     with open(os.path.join(a.workdir, "windows.json"), "w") as f:
         json.dump({"windows": windows}, f)
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
+    # amalgam re-executes itself with OMP_WAIT_POLICY=PASSIVE (src/cli/main.cc); the
+    # reference gets the same policy so that the ratio compares the forward passes, not
+    # libgomp's spinning (which costs the default-policy reference 2-3x on 2 cores).
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads),
+               OMP_WAIT_POLICY=a.wait_policy)
     rows = []
     for rep in range(a.repeat):
         out = subprocess.run([a.amalgam, "eval", model, "--text", os.path.join(a.workdir, "text.txt"),

@@ -67,6 +67,7 @@ void run(const EvalArgs& a) {
   auto config = ModelConfig::from_json(model->config(), model->path() + "/config.json");
   auto tokenizer = open_tokenizer(*model);
   auto weights = load_weights(*model, a.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+  fuse_projections(config, weights);
 
   if (!a.text_file.empty()) {
     std::ifstream in(a.text_file, std::ios::binary);

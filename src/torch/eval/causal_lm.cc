@@ -122,9 +122,18 @@ torch::Tensor llama_layer(const ModelConfig& c, const WeightMap& w, int64_t i, t
   std::string p = "model.layers." + std::to_string(i) + ".";
   int64_t hd = c.dim_per_head(), kvh = c.kv_heads();
   auto x = rms_norm(h, get(w, p + "input_layernorm.weight"), c.rms_norm_eps);
-  auto q = linear(x, w, p + "self_attn.q_proj").view({st.b, st.t, c.num_heads, hd}).transpose(1, 2);
-  auto k = linear(x, w, p + "self_attn.k_proj").view({st.b, st.t, kvh, hd}).transpose(1, 2);
-  auto v = linear(x, w, p + "self_attn.v_proj").view({st.b, st.t, kvh, hd}).transpose(1, 2);
+  torch::Tensor q, k, v;
+  if (find(w, p + "self_attn.qkv_proj.weight")) {
+    auto qkv = linear(x, w, p + "self_attn.qkv_proj").split_with_sizes({c.num_heads * hd, kvh * hd, kvh * hd}, -1);
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    q = linear(x, w, p + "self_attn.q_proj");
+    k = linear(x, w, p + "self_attn.k_proj");
+    v = linear(x, w, p + "self_attn.v_proj");
+  }
+  q = q.reshape({st.b, st.t, c.num_heads, hd}).transpose(1, 2);
+  k = k.reshape({st.b, st.t, kvh, hd}).transpose(1, 2);
+  v = v.reshape({st.b, st.t, kvh, hd}).transpose(1, 2);
   q = apply_rope(q, st.cos, st.sin);
   k = apply_rope(k, st.cos, st.sin);
   auto [kf, vf] = cached_kv(cache, i, k, v);
@@ -132,8 +141,15 @@ torch::Tensor llama_layer(const ModelConfig& c, const WeightMap& w, int64_t i, t
   a = a.transpose(1, 2).reshape({st.b, st.t, c.num_heads * hd});
   h = h + linear(a, w, p + "self_attn.o_proj");
   x = rms_norm(h, get(w, p + "post_attention_layernorm.weight"), c.rms_norm_eps);
-  auto gate = activation(linear(x, w, p + "mlp.gate_proj"), c.hidden_act);
-  return h + linear(gate * linear(x, w, p + "mlp.up_proj"), w, p + "mlp.down_proj");
+  torch::Tensor gate, up;
+  if (find(w, p + "mlp.gate_up_proj.weight")) {
+    auto both = linear(x, w, p + "mlp.gate_up_proj").chunk(2, -1);
+    gate = both[0], up = both[1];
+  } else {
+    gate = linear(x, w, p + "mlp.gate_proj");
+    up = linear(x, w, p + "mlp.up_proj");
+  }
+  return h + linear(activation(gate, c.hidden_act) * up, w, p + "mlp.down_proj");
 }
 
 torch::Tensor gpt2_layer(const ModelConfig& c, const WeightMap& w, int64_t i, torch::Tensor h,
@@ -150,7 +166,44 @@ torch::Tensor gpt2_layer(const ModelConfig& c, const WeightMap& w, int64_t i, to
   return h + conv1d(activation(conv1d(x, w, p + "mlp.c_fc"), c.hidden_act), w, p + "mlp.c_proj");
 }
 
+// Concatenates the tensors `parts` (same trailing shape) along dim 0 into `fused` and
+// re-points each part's name at its slice. Skipped when any part is missing.
+void fuse_rows(WeightMap& w, const std::vector<std::string>& parts, const std::string& fused) {
+  std::vector<torch::Tensor> tensors;
+  for (const auto& name : parts) {
+    auto* t = find(w, name);
+    if (!t) return;
+    tensors.push_back(*t);
+  }
+  auto all = torch::cat(tensors, 0);
+  int64_t at = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    int64_t rows = tensors[i].size(0);
+    w[parts[i]] = all.narrow(0, at, rows);
+    at += rows;
+  }
+  w[fused] = all;
+}
+
 }  // namespace
+
+void fuse_projections(const ModelConfig& c, WeightMap& w) {
+  if (c.arch == Architecture::GPT2) return;  // GPT-2 already stores c_attn fused
+  torch::NoGradGuard no_grad;
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    std::string p = "model.layers." + std::to_string(i) + ".";
+    // Biases (Qwen2) are fused with their weights; a layer with only some of the three
+    // biases keeps its separate projections, since the fused matmul has one bias or none.
+    int biases = 0;
+    for (const char* proj : {"q_proj", "k_proj", "v_proj"}) biases += find(w, p + "self_attn." + proj + ".bias") != nullptr;
+    if (biases == 0 || biases == 3) {
+      for (const char* kind : {".weight", ".bias"})
+        fuse_rows(w, {p + "self_attn.q_proj" + kind, p + "self_attn.k_proj" + kind, p + "self_attn.v_proj" + kind},
+                  p + "self_attn.qkv_proj" + kind);
+    }
+    fuse_rows(w, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, p + "mlp.gate_up_proj.weight");
+  }
+}
 
 int64_t KVCache::length() const {
   return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2);

@@ -52,6 +52,13 @@ struct KVCache {
 // Loads every tensor of a model directory, converted to `dtype` (f32 or bf16).
 WeightMap load_weights(const ModelDir& model, torch::Dtype dtype);
 
+// For inference only: stores each Llama-family layer's q/k/v projections (weights and
+// biases) and gate/up projections as one tensor, under the extra names
+// "<layer>.self_attn.qkv_proj.*" and "<layer>.mlp.gate_up_proj.weight", and re-points the
+// original names at row slices of it (no extra memory). `forward` then runs one matmul
+// where it ran three (or two). Not for weights that will be trained: the slices are views.
+void fuse_projections(const ModelConfig& config, WeightMap& weights);
+
 // input_ids [B, T] (int64), attention_mask [B, T] (1 = real token, 0 = padding; left or
 // right padding). Returns logits [B, T, vocab] in f32. With `cache`, input_ids are the
 // new tokens only and the cache is extended; attention_mask then covers either the new

@@ -128,6 +128,7 @@ TEST_P(ForwardVsReference, LogitsAndGreedyMatch_slow) {
   auto model = ModelDir::open(dir + "/model");
   auto config = ModelConfig::from_json(model->config(), dir);
   auto weights = load_weights(*model, torch::kFloat32);
+  fuse_projections(config, weights);  // what `amalgam eval` runs
   int64_t v = config.vocab_size;
   // Row 0 full, row 1 left-padded by 3, row 2 right-padded by 2.
   std::vector<std::vector<int64_t>> ids = {{3, 9, 1, 4, 15, 9, 2, 6, 5, 3},
@@ -194,6 +195,40 @@ TEST(Forward, KvCacheStepsEqualFullForward) {
     EXPECT_LT((step.select(1, 0) - full.select(1, t)).abs().max().item<double>(), 1e-4) << t;
   }
   EXPECT_LT((first - full.narrow(1, 0, 5)).abs().masked_select(t_mask.narrow(1, 0, 5).unsqueeze(-1).to(torch::kBool).expand_as(first)).max().item<double>(), 1e-5);
+}
+
+TEST(Forward, FusedProjectionsEqualSeparateOnes) {
+  for (const char* arch : {"llama", "qwen2"}) {
+    Case cs = make_case(arch);
+    auto config = ModelConfig::from_json(cs.config, arch);
+    torch::NoGradGuard no_grad;
+    auto ids = ids_tensor({{1, 2, 3, 4, 5}, {0, 6, 7, 8, 9}});
+    auto mask = ids_tensor({{1, 1, 1, 1, 1}, {0, 1, 1, 1, 1}});
+    auto separate = forward(config, cs.weights, ids, mask);
+    WeightMap fused = cs.weights;
+    size_t before = fused.size();
+    fuse_projections(config, fused);
+    EXPECT_EQ(fused.size(), before + 2 * config.num_layers + (std::string(arch) == "qwen2" ? config.num_layers : 0));
+    EXPECT_TRUE(fused.count("model.layers.1.self_attn.qkv_proj.weight"));
+    // The original names now view the fused storage: no second copy of the weights.
+    EXPECT_EQ(fused["model.layers.0.self_attn.k_proj.weight"].data_ptr<float>(),
+              fused["model.layers.0.self_attn.qkv_proj.weight"].data_ptr<float>() +
+                  fused["model.layers.0.self_attn.q_proj.weight"].numel());
+    auto joined = forward(config, fused, ids, mask);
+    EXPECT_LT((joined - separate).abs().max().item<double>(), 1e-5) << arch;
+  }
+  // A layer with only some of the q/k/v biases keeps its separate projections.
+  Case cs = make_case("qwen2");
+  auto config = ModelConfig::from_json(cs.config, "qwen2");
+  cs.weights.erase("model.layers.0.self_attn.v_proj.bias");
+  WeightMap fused = cs.weights;
+  fuse_projections(config, fused);
+  EXPECT_FALSE(fused.count("model.layers.0.self_attn.qkv_proj.weight"));
+  EXPECT_TRUE(fused.count("model.layers.1.self_attn.qkv_proj.bias"));
+  torch::NoGradGuard no_grad;
+  auto ids = ids_tensor({{1, 2, 3}});
+  auto one = torch::ones({1, 3}, torch::kInt64);
+  EXPECT_LT((forward(config, fused, ids, one) - forward(config, cs.weights, ids, one)).abs().max().item<double>(), 1e-5);
 }
 
 TEST(Forward, Bf16ComputeIsClose) {
