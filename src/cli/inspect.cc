@@ -155,7 +155,7 @@ void run(const InspectArgs& a) {
   if (compat && !compat->compatible()) throw CLI::RuntimeError(1);
 }
 
-Command inspect_command(15, [](CLI::App& app) {
+Command inspect_command(15, "inspect", [](CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* c = app.add_subcommand(
       "inspect", "Summarize models, check their compatibility, measure task vectors vs a base");

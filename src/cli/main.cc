@@ -1,11 +1,14 @@
 // Entry point of the `amalgam` binary: builds the CLI11 app from the registered
 // subcommands, runs the chosen one, and turns every amalgam::Error into one line on
 // stderr and its documented exit status (see util/error.h).
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <filesystem>
+#include <string>
 #include <thread>
 
 #include <fmt/format.h>
@@ -21,24 +24,46 @@ std::vector<CommandEntry>& command_registry() {
 }
 
 Command::Command(int order, std::function<void(CLI::App&)> setup) {
-  command_registry().push_back({order, std::move(setup)});
+  command_registry().push_back({order, std::move(setup), ""});
+}
+Command::Command(int order, std::string name, std::function<void(CLI::App&)> setup) {
+  command_registry().push_back({order, std::move(setup), std::move(name)});
 }
 
 int default_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 namespace {
 
-// libgomp (torch's thread pool) reads OMP_WAIT_POLICY once, when it is loaded, and by
-// default its idle workers spin for a while after every parallel region. OpenBLAS runs
-// its own threads for every matmul, so on a small machine the spinning workers take the
-// cores OpenBLAS needs: the 100M-parameter eval benchmark ran at 160-180 tokens/s with
-// the default policy and 450-480 with PASSIVE (bench/eval_bench.py, 2 threads). The
-// policy cannot be changed after load, so the binary re-executes itself once with it
-// set, unless the user chose a policy.
-void prefer_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-  execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+// The first argument that is not an option: the subcommand's name, or "" if none.
+std::string command_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (argv[i][0] != '-') return argv[i];
+  return "";
+}
+
+// Loads the torch commands (eval, zoo, demo, ...) from amalgam_torch_cli.so beside the
+// binary, unless the command is one of the binary's own. Their static Command objects
+// register them on load. A build without torch has no plugin: the command then stays
+// unknown and CLI11 says so.
+void load_torch_commands(int argc, char** argv) {
+  std::string word = command_word(argc, argv);
+  for (const auto& entry : command_registry())
+    if (!word.empty() && entry.name == word) return;
+  // libgomp (torch's thread pool) reads OMP_WAIT_POLICY once, when it is loaded, and by
+  // default its idle workers spin for a while after every parallel region. OpenBLAS runs
+  // its own threads for every matmul, so on a small machine the spinning workers take the
+  // cores OpenBLAS needs: the 100M-parameter eval benchmark ran at 160-180 tokens/s with
+  // the default policy and 450-480 with PASSIVE (bench/eval_bench.py, 2 threads), and
+  // `zoo build --preset micro` took 27 s instead of 2 s under load. Unless the user chose
+  // a policy, set it before libtorch (and libgomp with it) is loaded.
+  setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return;
+  auto plugin = exe.parent_path() / "amalgam_torch_cli.so";
+  if (!std::filesystem::exists(plugin)) return;
+  if (!dlopen(plugin.c_str(), RTLD_NOW | RTLD_GLOBAL))
+    fmt::print(stderr, "amalgam: warning: cannot load {}: {}\n", plugin.string(), dlerror());
 }
 
 }  // namespace
@@ -46,7 +71,7 @@ void prefer_passive_openmp(char** argv) {
 }  // namespace amalgam::cli
 
 int main(int argc, char** argv) {
-  amalgam::cli::prefer_passive_openmp(argv);
+  amalgam::cli::load_torch_commands(argc, argv);
   CLI::App app{"amalgam: merge, evaluate and search the merge of language-model checkpoints"};
   app.name("amalgam");
   app.require_subcommand(1);

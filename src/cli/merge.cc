@@ -193,7 +193,7 @@ void run(const MergeArgs& a) {
   }
 }
 
-Command merge_command(10, [](CLI::App& app) {
+Command merge_command(10, "merge", [](CLI::App& app) {
   auto args = std::make_shared<MergeArgs>();
   CLI::App* c = app.add_subcommand("merge", "Merge models as a mergekit recipe says (streaming)");
   c->add_option("RECIPE", args->recipe, "mergekit YAML recipe")->required();

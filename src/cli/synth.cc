@@ -77,7 +77,7 @@ void run(const SynthArgs& a) {
   for (const auto& m : plan.models) fmt::print("  {}/{}\n", a.out_dir, m);
 }
 
-Command synth_command(20, [](CLI::App& app) {
+Command synth_command(20, "synth", [](CLI::App& app) {
   auto args = std::make_shared<SynthArgs>();
   CLI::App* c = app.add_subcommand(
       "synth", "Write a deterministic synthetic base model + fine-tunes of a real family");
