@@ -40,7 +40,7 @@ struct WorkerBuffers {
   std::vector<ReadSegment> segments;
 };
 
-bool is_nonfinite(float x) {
+bool is_nonfinite(float x) {  // for the rare error path; the scan is any_nonfinite
   uint32_t b;
   std::memcpy(&b, &x, 4);
   return (b & 0x7f800000u) == 0x7f800000u;
@@ -181,33 +181,39 @@ class Scheduler {
   }
 
   // Reads the chunk's inputs, then accumulates (stats pass) or merges, checks and writes.
+  // The chunk is worked through one reduction block at a time (any multiple of a block is
+  // a valid chunk for a merger: methods/method.h), so that the f32 inputs just converted
+  // are still in cache when the merger reads them; the output bytes of the whole chunk go
+  // out in one write.
   uint64_t process(TensorTask& task, int pass, ChunkRange range, WorkerBuffers& buf) {
     const PlannedTensor& pt = *task.planned;
     const size_t n = task.inputs.size();
-    const uint64_t cnt = range.count;
-    if (buf.in.size() < n * cnt) buf.in.resize(n * cnt);
+    const bool merging = pass + 1 == task.passes;
+    const uint64_t block = std::min(range.count, reduction_block(task.merger->row_length()));
+    const size_t osz = dtype_size(pt.out_dtype);
+    if (buf.in.size() < n * block) buf.in.resize(n * block);
+    if (merging && buf.out.size() < block) buf.out.resize(block);
+    if (merging && buf.bytes.size() < range.count * osz) buf.bytes.resize(range.count * osz);
     buf.ptrs.resize(n);
     uint64_t read = 0;
-    for (size_t i = 0; i < n; ++i) {
-      float* dst = buf.in.data() + i * cnt;
-      read += task.inputs[i].read(range.begin, cnt, dst, buf.segments, buf.scratch);
-      buf.ptrs[i] = dst;
+    for (uint64_t at = 0; at < range.count; at += block) {
+      const uint64_t cnt = std::min(block, range.count - at);
+      for (size_t i = 0; i < n; ++i) {
+        float* dst = buf.in.data() + i * block;
+        read += task.inputs[i].read(range.begin + at, cnt, dst, buf.segments, buf.scratch);
+        buf.ptrs[i] = dst;
+      }
+      Chunk chunk{range.begin + at, cnt, std::span<const float* const>(buf.ptrs.data(), n)};
+      if (!merging) {
+        task.merger->accumulate(pass, chunk);
+        continue;
+      }
+      float* out = buf.out.data();
+      task.merger->merge(chunk, out);
+      if (any_nonfinite(out, cnt)) check_nonfinite(pt, chunk, out);
+      from_f32(pt.out_dtype, out, buf.bytes.data() + at * osz, cnt);
     }
-    Chunk chunk{range.begin, cnt, std::span<const float* const>(buf.ptrs.data(), n)};
-    if (pass + 1 < task.passes) {
-      task.merger->accumulate(pass, chunk);
-      return read;
-    }
-    if (buf.out.size() < cnt) buf.out.resize(cnt);
-    float* out = buf.out.data();
-    task.merger->merge(chunk, out);
-    bool bad = false;
-    for (uint64_t k = 0; k < cnt; ++k) bad |= is_nonfinite(out[k]);
-    if (bad) check_nonfinite(pt, chunk, out);
-    size_t need = cnt * dtype_size(pt.out_dtype);
-    if (buf.bytes.size() < need) buf.bytes.resize(need);
-    from_f32(pt.out_dtype, out, buf.bytes.data(), cnt);
-    if (opt_.write) opt_.write(task.index, range.begin, cnt, buf.bytes.data());
+    if (merging && opt_.write) opt_.write(task.index, range.begin, range.count, buf.bytes.data());
     return read;
   }
 

@@ -35,6 +35,17 @@ class PosixWritableFile final : public WritableFile {
     }
   }
 
+  void reserve(uint64_t size) override {
+    int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
+    if (rc == 0 || rc == EOPNOTSUPP || rc == EINVAL || rc == ENOSYS) return;
+    fail(ErrorKind::Io, "{}: cannot allocate {} bytes: {}", path_, size, std::strerror(rc));
+  }
+
+  void start_writeback() override {
+    // Asynchronous (SYNC_FILE_RANGE_WRITE only); errors surface at fsync.
+    (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+  }
+
   void sync() override {
     if (::fsync(fd_) != 0) fail(ErrorKind::Io, "{}: fsync failed: {}", path_, std::strerror(errno));
   }

@@ -14,6 +14,13 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   virtual void write_at(uint64_t offset, const void* data, size_t n) = 0;  // throws Error(Io)
+  // Allocates the file's final `size` bytes up front: a full disk fails here, before any
+  // work, and writes then skip the file system's delayed block allocation. No-op where
+  // the file system cannot preallocate.
+  virtual void reserve(uint64_t size) {}
+  // Starts writing dirty pages back without waiting, so that sync() at the end has
+  // little left to wait for.
+  virtual void start_writeback() {}
   virtual void sync() = 0;
   virtual void close() = 0;
 };

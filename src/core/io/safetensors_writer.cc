@@ -22,12 +22,14 @@ struct ShardedWriter::Impl {
     std::string file;
     uint64_t data_start = 0;  // 8 + padded header length
     std::unique_ptr<WritableFile> out;
+    uint64_t size = 0;  // whole file
   };
   std::string dir;
   FileEnv* env;
   std::vector<OutputTensor> tensors;
   std::vector<Slot> slots;
   std::vector<Shard> shards;
+  std::unique_ptr<std::atomic<uint64_t>[]> unflushed;  // per shard: bytes since the last writeback kick
   std::unique_ptr<std::atomic<uint64_t>[]> written;  // bytes received per tensor (a sanity check)
   uint64_t total = 0;
   bool finished = false;
@@ -87,6 +89,7 @@ ShardedWriter::ShardedWriter(std::string dir, std::vector<OutputTensor> tensors,
       m.written[i].store(0, std::memory_order_relaxed);
     }
     m.shards.resize(m.tensors.empty() ? 1 : shard + 1);
+    m.unflushed = std::make_unique<std::atomic<uint64_t>[]>(m.shards.size());
   }
 
   std::error_code ec;
@@ -115,6 +118,10 @@ ShardedWriter::ShardedWriter(std::string dir, std::vector<OutputTensor> tensors,
     for (int b = 0; b < 8; ++b) len[b] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * b));
     sh.data_start = 8 + text.size();
     sh.out = m.env->create((std::filesystem::path(m.dir) / sh.file).string());
+    sh.size = sh.data_start;
+    for (size_t i = 0; i < m.tensors.size(); ++i)
+      if (m.slots[i].shard == k) sh.size += m.slots[i].nbytes;
+    sh.out->reserve(sh.size);
     sh.out->write_at(0, len, 8);
     sh.out->write_at(8, text.data(), text.size());
   }
@@ -141,6 +148,14 @@ void ShardedWriter::write(size_t index, uint64_t offset, const void* data, size_
   Impl::Shard& sh = m.shards[s.shard];
   sh.out->write_at(sh.data_start + s.offset + offset, data, n);
   m.written[index].fetch_add(n, std::memory_order_relaxed);
+  // Every 64 MiB, start the write-back: the final fsync then waits for the tail only,
+  // not for the whole model (it was ~20% of a merge's wall time).
+  constexpr uint64_t kWritebackBytes = 64 << 20;
+  std::atomic<uint64_t>& unflushed = m.unflushed[s.shard];
+  if (unflushed.fetch_add(n, std::memory_order_relaxed) + n >= kWritebackBytes) {
+    unflushed.store(0, std::memory_order_relaxed);
+    sh.out->start_writeback();
+  }
 }
 
 std::vector<std::string> ShardedWriter::finish() {

@@ -262,6 +262,14 @@ uint8_t f32_to_f8e4m3(float f) { return static_cast<uint8_t>(encode(kE4M3, f)); 
 float f8e5m2_to_f32(uint8_t b) { return kE5M2Table[b]; }
 uint8_t f32_to_f8e5m2(float f) { return static_cast<uint8_t>(encode(kE5M2, f)); }
 
+// Inf/NaN have all exponent bits set: adding one exponent step then carries into bit 31.
+// Integer and/add/or only, so the loop vectorizes (a compare per element did not).
+AMALGAM_CLONES bool any_nonfinite(const float* x, size_t n) {
+  uint32_t acc = 0;
+  for (size_t i = 0; i < n; ++i) acc |= (std::bit_cast<uint32_t>(x[i]) & 0x7f800000u) + 0x00800000u;
+  return (acc & 0x80000000u) != 0;
+}
+
 void to_f32(DType src_type, const void* src, float* dst, size_t n) {
   switch (src_type) {
     case DType::F32:

@@ -13,6 +13,9 @@ namespace amalgam {
 void to_f32(DType src_type, const void* src, float* dst, size_t n);
 void from_f32(DType dst_type, const float* src, void* dst, size_t n);
 
+// True when any of x[0, n) is Inf or NaN (a vectorized scan of the exponent bits).
+bool any_nonfinite(const float* x, size_t n);
+
 // Scalar helpers, used by tests and non-hot paths.
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);

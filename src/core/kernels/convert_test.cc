@@ -9,6 +9,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -320,6 +321,32 @@ TEST(Convert, OtherTypesToF32AndBack) {
   float of[6];
   from_f32(DType::F32, src, of, 6);
   EXPECT_EQ(std::memcmp(of, src, sizeof(of)), 0);
+}
+
+}  // namespace
+}  // namespace amalgam
+
+namespace amalgam {
+namespace {
+
+TEST(Convert, AnyNonfiniteFindsEveryInfAndNanAtEveryPosition) {
+  // Every bf16 bit pattern (all exponents, signs, NaN payloads) with random low bits.
+  std::vector<float> all(65536);
+  for (uint32_t h = 0; h < 65536; ++h) all[h] = std::bit_cast<float>((h << 16) | (h * 2654435761u >> 16));
+  for (uint32_t h = 0; h < 65536; ++h) {
+    float v = all[h];
+    EXPECT_EQ(any_nonfinite(&v, 1), !std::isfinite(v)) << h;
+  }
+  std::vector<float> finite(1000, 1.5f);
+  EXPECT_FALSE(any_nonfinite(finite.data(), finite.size()));
+  EXPECT_FALSE(any_nonfinite(finite.data(), 0));
+  for (size_t at : {0u, 7u, 8u, 31u, 500u, 999u}) {
+    auto x = finite;
+    x[at] = -std::numeric_limits<float>::infinity();
+    EXPECT_TRUE(any_nonfinite(x.data(), x.size())) << at;
+    x[at] = std::numeric_limits<float>::max();
+    EXPECT_FALSE(any_nonfinite(x.data(), x.size())) << at;
+  }
 }
 
 }  // namespace
