@@ -36,9 +36,11 @@ class PosixWritableFile final : public WritableFile {
   }
 
   void reserve(uint64_t size) override {
-    int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
-    if (rc == 0 || rc == EOPNOTSUPP || rc == EINVAL || rc == ENOSYS) return;
-    fail(ErrorKind::Io, "{}: cannot allocate {} bytes: {}", path_, size, std::strerror(rc));
+    // fallocate(2), not posix_fallocate: glibc emulates the latter by writing zeros
+    // where the file system cannot preallocate, which would write the model twice.
+    if (size == 0 || ::fallocate(fd_, 0, 0, static_cast<off_t>(size)) == 0) return;
+    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINTR) return;
+    fail(ErrorKind::Io, "{}: cannot allocate {} bytes: {}", path_, size, std::strerror(errno));
   }
 
   void start_writeback() override {
