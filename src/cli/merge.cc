@@ -37,7 +37,7 @@ struct MergeArgs {
   bool cuda = false, lazy_unpickle = false, low_cpu_memory = false;
   uint64_t seed = 0, chunk = 0;
   int threads = 0;
-  bool dry_run = false, force = false, json = false, quiet = false;
+  bool dry_run = false, force = false, json = false, quiet = false, fsync = false;
 };
 
 std::string gb(double bytes) {
@@ -134,6 +134,7 @@ void run(const MergeArgs& a) {
   o.copy_tokenizer = a.copy_tokenizer;
   o.write_model_card = a.model_card;
   o.force = a.force;
+  o.durable = a.fsync;
   if (!a.memory_limit.empty())
     o.chunk_elements = fit_memory(plan, o, parse_byte_size(a.memory_limit));
   uint64_t peak = estimate_memory(plan, o).peak_bytes;
@@ -214,6 +215,9 @@ Command merge_command(10, "merge", [](CLI::App& app) {
   c->add_option("--chunk-size", args->chunk, "Elements per chunk (advanced)");
   c->add_flag("--dry-run", args->dry_run, "Print the plan and estimates; write nothing");
   c->add_flag("--force", args->force, "Replace an existing OUT_DIR");
+  c->add_flag("--fsync", args->fsync,
+              "Flush the output to disk before it appears at OUT_DIR (survives a power loss; "
+              "bound by the disk's write speed)");
   c->add_flag("--json", args->json, "Machine-readable summary on stdout");
   c->add_flag("--quiet,-q", args->quiet, "No progress or notes");
   c->callback([args] { run(*args); });

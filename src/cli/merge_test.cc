@@ -94,7 +94,7 @@ TEST(MergeCli, SameBytesForAnyThreadCountAndChunkSize) {
     std::string ref;
     int i = 0;
     for (const char* opts : {"--threads 1", "--threads 2", "-j 2 --chunk-size 65536",
-                             "--num-threads 3 --chunk-size 1000000"}) {
+                             "--num-threads 3 --chunk-size 1000000 --fsync"}) {
       std::string out = "out" + std::to_string(i++) + recipe;
       CmdResult r = amalgam(std::string("merge ") + recipe + " " + out + " -q --random-seed 7 " + opts, f.dir);
       ASSERT_EQ(r.status, 0) << r.err;

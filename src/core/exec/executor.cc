@@ -95,7 +95,7 @@ MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options
 ExecResult execute_plan(const MergePlan& plan, const ModelSet& models, const Recipe& recipe,
                         const std::string& out_dir, const ExecOptions& options) {
   auto start = std::chrono::steady_clock::now();
-  FileEnv* env = options.env ? options.env : FileEnv::posix();
+  FileEnv* env = options.env ? options.env : FileEnv::posix(options.durable);
   validate_jobs(plan, models);
   check_cancel();
 

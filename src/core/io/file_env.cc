@@ -13,7 +13,8 @@ namespace {
 
 class PosixWritableFile final : public WritableFile {
  public:
-  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  PosixWritableFile(std::string path, int fd, bool durable)
+      : path_(std::move(path)), fd_(fd), durable_(durable) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -44,11 +45,13 @@ class PosixWritableFile final : public WritableFile {
   }
 
   void start_writeback() override {
+    if (!durable_) return;
     // Asynchronous (SYNC_FILE_RANGE_WRITE only); errors surface at fsync.
     (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
 
   void sync() override {
+    if (!durable_) return;
     if (::fsync(fd_) != 0) fail(ErrorKind::Io, "{}: fsync failed: {}", path_, std::strerror(errno));
   }
 
@@ -63,22 +66,27 @@ class PosixWritableFile final : public WritableFile {
  private:
   std::string path_;
   int fd_;
+  bool durable_;
 };
 
 class PosixEnv final : public FileEnv {
  public:
+  explicit PosixEnv(bool durable) : durable_(durable) {}
   std::unique_ptr<WritableFile> create(const std::string& path) override {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) fail(ErrorKind::Io, "{}: cannot create: {}", path, std::strerror(errno));
-    return std::make_unique<PosixWritableFile>(path, fd);
+    return std::make_unique<PosixWritableFile>(path, fd, durable_);
   }
+
+ private:
+  bool durable_;
 };
 
 }  // namespace
 
-FileEnv* FileEnv::posix() {
-  static PosixEnv env;
-  return &env;
+FileEnv* FileEnv::posix(bool durable) {
+  static PosixEnv durable_env(true), fast_env(false);
+  return durable ? &durable_env : &fast_env;
 }
 
 }  // namespace amalgam

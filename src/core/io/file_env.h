@@ -29,8 +29,12 @@ class FileEnv {
  public:
   virtual ~FileEnv() = default;
   virtual std::unique_ptr<WritableFile> create(const std::string& path) = 0;
-  // The real file system. Not owned by the caller.
-  static FileEnv* posix();
+  // The real file system. Not owned by the caller. With `durable`, sync() is fsync and
+  // write-back starts early; without it both are no-ops: the data reaches the page cache
+  // and the kernel writes it back later (as mergekit's output does). An interrupted or
+  // killed process still leaves nothing behind (the staging rename); only a power loss
+  // right after a non-durable write can lose data.
+  static FileEnv* posix(bool durable = true);
 };
 
 }  // namespace amalgam
