@@ -84,10 +84,15 @@ run_size() {  # SIZE METHODS REFERENCE
   printf "|%s|%s|%s|%s|%s|%s|%s|\n" ------------------ ---------- ---------- ----------- --------- ----------- ----------
   for m in $2; do
     recipe_for "$m" "$dir" > "$data/$m.yaml"
+    # Untimed: write back the previous runs' outputs (their dirty pages would otherwise
+    # throttle this run's writes: the disk here does 0.4 GB/s), and re-read the inputs
+    # (the host reclaims page-cache pages idle for a minute: DAMON pageout).
+    sync; cat "${files[@]}" > /dev/null
     read -r s rss < <(timed "$amalgam" merge "$data/$m.yaml" "$data/out-$m" --force -q -j "$threads")
     rm -rf "$data/out-$m"
     local rs=nan rrss=0
     if [[ $3 == 1 ]]; then
+      sync; cat "${files[@]}" > /dev/null
       read -r rs rrss < <(timed /usr/bin/python3 "$root/tests/merge/reference_merge.py" \
         "$data/$m.yaml" "$data/ref-$m.safetensors" --threads "$threads")
       rm -f "$data/ref-$m.safetensors"
