@@ -68,6 +68,7 @@ class TopSelector {
   struct Local {
     std::vector<uint32_t> hist;
     std::vector<uint64_t> cand;
+    std::vector<uint64_t> scratch;  // branch-free compaction buffer (kCand)
     uint32_t low_or = 0;
   };
   // keys[i] is the key of element first_index + i, inside reduction block `block`.
