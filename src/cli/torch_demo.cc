@@ -15,13 +15,43 @@ struct DemoArgs {
   zoo::DemoOptions options;
   std::string zoo_dir;
   int threads = 0;
-  bool json = false;
+  bool json = false, dry_run = false;
 };
+
+// --dry-run: what would be trained (or found cached), merged, scored, and where.
+void print_plan(const nlohmann::json& plan) {
+  fmt::print("amalgam demo (dry run: nothing is trained, merged or written)\n");
+  fmt::print("zoo {} (seed {}) at {}\n", plan["preset"].get<std::string>(),
+             plan["seed"].get<uint64_t>(), plan["zoo_root"].get<std::string>());
+  for (const auto& m : plan["models"])
+    fmt::print("  {:<28} {:<10} from {:<9} {:>5} steps lr {:<7} {}\n", m["name"].get<std::string>(),
+               m["role"].get<std::string>(),
+               m["parent"].get<std::string>().empty() ? "scratch" : m["parent"].get<std::string>(),
+               m["steps"].get<int>(), m["lr"].get<double>(),
+               m["cached"].get<bool>() ? "cached" : "to train");
+  fmt::print("merges (through the merge engine):\n");
+  for (const auto& m : plan["merges"])
+    fmt::print("  {:<20} {} experts  recipe {}  -> {}\n", m["name"].get<std::string>(),
+               m["experts"].size(), m["recipe"].get<std::string>(), m["model_dir"].get<std::string>());
+  std::string in, out;
+  for (const auto& f : plan["held_in"]) in += " " + f.get<std::string>();
+  for (const auto& f : plan["held_out"]) out += " " + f.get<std::string>();
+  fmt::print("scored by exact match on {} test items per family\n  held-in:{}\n  held-out:{}\n",
+             plan["test_items"].get<int>(), in, out);
+  fmt::print("report: {}\nresults: {}\n", plan["report"].get<std::string>(),
+             plan["results"].get<std::string>());
+}
 
 void run_demo_command(DemoArgs& a) {
   a.options.threads = a.threads > 0 ? a.threads : default_threads();
   a.options.quiet = a.options.quiet || a.json;
   if (!a.zoo_dir.empty()) a.options.zoo_root = a.zoo_dir;
+  if (a.dry_run) {
+    const nlohmann::json plan = zoo::plan_demo(a.options);
+    if (a.json) fmt::print("{}\n", plan.dump(2));
+    else print_plan(plan);
+    return;
+  }
   const zoo::DemoResult r = zoo::run_demo(a.options);
   if (a.json) {
     fmt::print("{}\n", r.to_json().dump(2));
@@ -50,6 +80,8 @@ Command demo_command(80, [](CLI::App& app) {
   c->add_option("--zoo-dir", args->zoo_dir, "Zoo directory (default: the zoo cache)");
   c->add_option("--threads", args->threads, "Threads (default: all cores)");
   c->add_flag("--json", args->json, "Print the results as JSON");
+  c->add_flag("--dry-run", args->dry_run,
+              "Print what would be trained, merged and scored, and where; write nothing");
   c->add_flag("--quiet", args->options.quiet, "No progress bars");
   c->callback([args] { run_demo_command(*args); });
 });

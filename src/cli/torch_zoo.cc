@@ -72,6 +72,7 @@ void run_build(const ZooArgs& a) {
                       {"final_loss", r.final_loss}});
   j["models"] = models;
   if (a.eval) {
+    zoo::configure_zoo_threads(a.threads > 0 ? a.threads : default_threads());
     nlohmann::json scores;
     for (const auto& n : names) scores[n] = zoo::score_model_dir(z.dir_of(n), z.preset(), a.seed);
     j["scores"] = scores;

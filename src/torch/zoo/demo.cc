@@ -18,6 +18,7 @@
 #include "torch/eval/causal_lm.h"
 #include "torch/zoo/exact_match.h"
 #include "torch/zoo/task_data.h"
+#include "torch/zoo/trainer.h"
 #include "torch/zoo/zoo.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -64,7 +65,58 @@ double mean(const std::vector<double>& v) {
   return s / static_cast<double>(v.size());
 }
 
+// The models the demo needs, and nothing else: the pretrained base, the instruct base
+// and the experts fine-tuned from it.
+std::vector<std::string> needed_models(const Zoo& zoo) {
+  std::vector<std::string> needed = {"base", "instruct"};
+  const auto experts = zoo.experts_of("instruct");
+  needed.insert(needed.end(), experts.begin(), experts.end());
+  return needed;
+}
+
+// Merges of the first 2, the first 4 and all experts (no duplicates for small presets).
+std::vector<size_t> merge_counts(size_t experts) {
+  std::vector<size_t> counts;
+  for (size_t n : {size_t{2}, size_t{4}, experts})
+    if (n <= experts && std::find(counts.begin(), counts.end(), n) == counts.end())
+      counts.push_back(n);
+  return counts;
+}
+
+const std::vector<std::string>& demo_methods() {
+  static const std::vector<std::string> methods = {"linear", "task_arithmetic", "ties", "dare_ties"};
+  return methods;
+}
+
 }  // namespace
+
+nlohmann::json plan_demo(const DemoOptions& opt) {
+  const Zoo zoo(zoo_preset(opt.preset), opt.seed, opt.zoo_root, opt.threads, true);
+  nlohmann::json models = nlohmann::json::array();
+  for (const auto& m : needed_models(zoo)) {
+    auto j = zoo.spec(m).to_json();
+    j["dir"] = zoo.dir_of(m);
+    j["cached"] = zoo.is_built(m);
+    models.push_back(j);
+  }
+  const auto experts = zoo.experts_of("instruct");
+  const fs::path out(opt.out_dir);
+  nlohmann::json merges = nlohmann::json::array();
+  for (size_t n : merge_counts(experts.size()))
+    for (const auto& method : demo_methods()) {
+      const std::string name = fmt::format("{}-n{}", method, n);
+      std::vector<std::string> families(zoo.preset().held_in.begin(),
+                                        zoo.preset().held_in.begin() + static_cast<long>(n));
+      merges.push_back({{"name", name}, {"method", method}, {"experts", families},
+                        {"recipe", (out / "recipes" / (name + ".yaml")).string()},
+                        {"model_dir", (out / "merges" / name).string()}});
+    }
+  return {{"preset", opt.preset}, {"seed", opt.seed}, {"zoo_root", zoo.root()},
+          {"models", models}, {"merges", merges}, {"held_in", zoo.preset().held_in},
+          {"held_out", zoo.preset().held_out}, {"test_items", zoo.preset().split_test},
+          {"report", (out / "report.html").string()},
+          {"results", (out / "results.json").string()}};
+}
 
 DemoResult run_demo(const DemoOptions& opt) {
   const auto start = std::chrono::steady_clock::now();
@@ -80,9 +132,8 @@ DemoResult run_demo(const DemoOptions& opt) {
                  2 * 128 * p.hidden + p.hidden;
 
   // 1. The models the demo needs, and nothing else.
-  std::vector<std::string> needed = {"base", "instruct"};
+  const std::vector<std::string> needed = needed_models(zoo);
   const auto experts = zoo.experts_of("instruct");
-  needed.insert(needed.end(), experts.begin(), experts.end());
   for (const auto& m : needed) zoo.ensure(m);
   zoo.ensure_tasks();
   // ensure() records a parent again each time a child asks for it: count names once.
@@ -95,7 +146,7 @@ DemoResult run_demo(const DemoOptions& opt) {
     seen.insert(rec.name);
   }
   r.models_cached = static_cast<int>(seen.size()) - r.models_trained;
-  configure_torch_threads(opt.threads);
+  configure_zoo_threads(opt.threads);
 
   // 2. Reference scores: bases and experts on every family.
   auto eval_start = std::chrono::steady_clock::now();
@@ -110,11 +161,8 @@ DemoResult run_demo(const DemoOptions& opt) {
   r.eval_seconds += seconds_since(eval_start);
 
   // 3. Merges: 2, 4 and all experts (first n held-in families), four methods.
-  std::vector<size_t> counts;
-  for (size_t n : {size_t{2}, size_t{4}, experts.size()})
-    if (n <= experts.size() && std::find(counts.begin(), counts.end(), n) == counts.end())
-      counts.push_back(n);
-  const std::vector<std::string> methods = {"linear", "task_arithmetic", "ties", "dare_ties"};
+  const std::vector<size_t> counts = merge_counts(experts.size());
+  const std::vector<std::string>& methods = demo_methods();
   const fs::path out(opt.out_dir);
   fs::create_directories(out / "recipes");
   fs::create_directories(out / "merges");

@@ -54,6 +54,12 @@ struct DemoResult {
 
 DemoResult run_demo(const DemoOptions& options);
 
+// What run_demo would do, without doing any of it (nothing is written): the zoo
+// directory, each model it needs and whether it is cached, the merges (method, experts,
+// recipe and output paths), the families scored, the report's path. JSON; the command
+// prints it as text or, with --json, as is.
+nlohmann::json plan_demo(const DemoOptions& options);
+
 // Writes the HTML report of a demo run to `path`.
 void write_demo_report(const DemoResult& result, const std::string& path);
 

@@ -65,10 +65,43 @@ TEST(Demo, MicroPresetMergesScoresAndReports) {
   EXPECT_EQ(j["merges"].size(), 8u);
   EXPECT_NE(r.table_text().find("dare_ties"), std::string::npos);
 
-  // Cached second run: trains nothing.
+  // Cached second run: trains nothing; a dry run now reports every model as cached.
   const DemoResult r2 = run_demo(o);
   EXPECT_EQ(r2.models_trained, 0);
   EXPECT_EQ(r2.models_cached, 5);
+  for (const auto& m : plan_demo(o)["models"]) EXPECT_TRUE(m["cached"].get<bool>()) << m["name"];
+  fs::remove_all(tmp);
+}
+
+TEST(Demo, DryRunListsThePlanAndWritesNothing) {
+  const auto tmp = fs::temp_directory_path() / ("amalgam-demo-dry-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  const std::string zoo = (tmp / "zoo").string(), out = (tmp / "out").string();
+  const std::string cmd = std::string(AMALGAM_BINARY) + " demo --dry-run --json --preset micro --seed 2" +
+                          " --zoo-dir " + zoo + " --out " + out + " > " + (tmp / "plan.json").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const auto j = nlohmann::json::parse(read_file((tmp / "plan.json").string()));
+  EXPECT_EQ(j["zoo_root"], zoo);
+  ASSERT_EQ(j["models"].size(), 5u);  // base, instruct, 3 experts from instruct
+  EXPECT_EQ(j["models"][0]["name"], "base");
+  EXPECT_EQ(j["models"][4]["name"], "expert-instruct-successor");
+  for (const auto& m : j["models"]) EXPECT_FALSE(m["cached"].get<bool>()) << m["name"];
+  ASSERT_EQ(j["merges"].size(), 8u);
+  EXPECT_EQ(j["merges"][7]["name"], "dare_ties-n3");
+  EXPECT_EQ(j["merges"][7]["recipe"], out + "/recipes/dare_ties-n3.yaml");
+  EXPECT_EQ(j["report"], out + "/report.html");
+  EXPECT_EQ(j["held_out"].size(), 1u);
+  // The text form says the same and, like the JSON one, creates nothing.
+  const std::string text_cmd = std::string(AMALGAM_BINARY) + " demo --dry-run --preset micro --zoo-dir " +
+                               zoo + " --out " + out + " > " + (tmp / "plan.txt").string();
+  ASSERT_EQ(std::system(text_cmd.c_str()), 0) << text_cmd;
+  const std::string text = read_file((tmp / "plan.txt").string());
+  EXPECT_NE(text.find("expert-instruct-reverse"), std::string::npos) << text;
+  EXPECT_NE(text.find("to train"), std::string::npos) << text;
+  EXPECT_NE(text.find("ties-n2"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(zoo)) << "a dry run trains nothing";
+  EXPECT_FALSE(fs::exists(out)) << "a dry run writes nothing";
   fs::remove_all(tmp);
 }
 

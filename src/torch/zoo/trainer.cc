@@ -5,8 +5,11 @@
 #include <cmath>
 #include <map>
 
+#include <dlfcn.h>
+
 #include "torch/zoo/model_files.h"
 #include "torch/zoo/pretrain_text.h"
+#include "torch/zoo/zoo.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -69,6 +72,14 @@ Batch task_batch(TaskStream& stream, int batch, int64_t max_len) {
 }
 
 }  // namespace
+
+void configure_zoo_threads(int threads) {
+  configure_torch_threads(threads);  // BLAS check, allocator settings, OpenBLAS pool
+  torch::set_num_threads(1);
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    fn(std::max(1, threads));
+}
 
 double lr_at(int step, int steps, int warmup, double lr) {
   if (step < warmup) return lr * (step + 1) / warmup;

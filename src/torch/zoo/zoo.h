@@ -95,8 +95,15 @@ using FamilyScores = std::map<std::string, double>;  // family -> exact match
 // Exact match of the model in `dir` on them (greedy decoding, `threads` torch threads).
 FamilyScores score_model_dir(const std::string& dir, const ZooPreset& preset, uint64_t seed);
 
+// Threads for training and scoring the zoo's small models: torch's own intra-op pool at 1
+// and OpenBLAS's pool at `threads`. With both pools at 2 on 2 cores, the idle OpenMP
+// workers spin while OpenBLAS's threads need the cores: a tiny-model training step took
+// 150-1250 ms instead of 50-65 ms (docs/zoo.md, "Time"). The matrix products are nearly
+// all of a step's time, so OpenBLAS's threads are the ones worth having.
+void configure_zoo_threads(int threads);
+
 // Bumped whenever training code or data generation changes what a model would be, so
 // stale caches are never reused.
-constexpr const char* kZooCodeVersion = "zoo-2";
+constexpr const char* kZooCodeVersion = "zoo-3";
 
 }  // namespace amalgam::zoo

@@ -72,7 +72,7 @@ TEST(ZooMicro, BuildsLoadableDeterministicCachedModels) {
   for (const auto& s : zoo.models()) zoo.ensure(s.name);
   const std::string tasks = zoo.ensure_tasks();
   EXPECT_TRUE(fs::exists(tasks + "/reverse/test.jsonl"));
-  EXPECT_TRUE(fs::exists(tasks + "/backwards/task.json"));
+  EXPECT_TRUE(fs::exists(tasks + "/capitals/task.json"));
 
   for (const auto& s : zoo.models()) {
     const std::string dir = zoo.dir_of(s.name);
