@@ -298,3 +298,49 @@ TEST(MergeCli, SigintAndSigtermRemoveTheStagingDir) {
 
 }  // namespace
 }  // namespace amalgam
+
+namespace amalgam {
+namespace {
+
+std::string output_chat_template(const std::string& out) {
+  auto j = nlohmann::json::parse(exec_test::read_bytes(out + "/tokenizer_config.json"));
+  return j.value("chat_template", std::string());
+}
+
+TEST(MergeCli, ChatTemplateNamedAutoOrLiteralIsWritten) {
+  Fixture f("chat");
+  const std::string head =
+      "merge_method: linear\nmodels:\n  - model: e1\n    parameters: {weight: 1}\n"
+      "  - model: e2\n    parameters: {weight: 1}\n";
+  // e1 and e2 carry templates: auto takes the one most inputs have (here: a tie, e1 first).
+  exec_test::write_text(f.dir + "/e1/tokenizer_config.json", R"({"model_max_length": 64, "chat_template": "{{ A }}"})");
+  exec_test::write_text(f.dir + "/e2/tokenizer_config.json", R"({"chat_template": "{{ B }}"})");
+  f.recipe("auto.yaml", head + "chat_template: auto\n");
+  f.recipe("chatml.yaml", head + "chat_template: chatml\n");
+  f.recipe("lit.yaml", head + "chat_template: \"{% for m in messages %}{{ m['content'] }}{% endfor %}\"\n");
+  f.recipe("bad.yaml", head + "chat_template: vicuna_v9\n");
+  CmdResult r = amalgam("merge auto.yaml out_auto -q", f.dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(output_chat_template(f.dir + "/out_auto"), "{{ A }}");
+  r = amalgam("merge chatml.yaml out_chatml -q", f.dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(output_chat_template(f.dir + "/out_chatml").find("<|im_start|>"), std::string::npos);
+  r = amalgam("merge lit.yaml out_lit -q", f.dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(output_chat_template(f.dir + "/out_lit"), "{% for m in messages %}{{ m['content'] }}{% endfor %}");
+  r = amalgam("merge bad.yaml out_bad -q", f.dir);
+  EXPECT_EQ(r.status, 4);
+  EXPECT_NE(r.err.find("bad.yaml:7:"), std::string::npos) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_FALSE(fs::exists(f.dir + "/out_bad"));
+  // auto with no template anywhere: a recipe error before anything is written.
+  fs::remove(f.dir + "/e1/tokenizer_config.json");
+  fs::remove(f.dir + "/e2/tokenizer_config.json");
+  r = amalgam("merge auto.yaml out_none -q", f.dir);
+  EXPECT_EQ(r.status, 4) << r.err;
+  EXPECT_NE(r.err.find("none of the input models has a chat template"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(f.dir + "/out_none"));
+}
+
+}  // namespace
+}  // namespace amalgam

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "exec/cancel.h"
+#include "exec/chat_template.h"
 #include "exec/chunking.h"
 #include "exec/model_card.h"
 #include "exec/scheduler.h"
@@ -97,6 +98,9 @@ ExecResult execute_plan(const MergePlan& plan, const ModelSet& models, const Rec
   auto start = std::chrono::steady_clock::now();
   FileEnv* env = options.env ? options.env : FileEnv::posix(options.durable);
   validate_jobs(plan, models);
+  // Resolved before any work, so that "auto" without a template fails early.
+  std::optional<std::string> chat_template;
+  if (recipe.chat_template) chat_template = resolve_chat_template(*recipe.chat_template, models);
   check_cancel();
 
   StagingDir staging(out_dir, options.force);  // removed again unless published
@@ -133,6 +137,8 @@ ExecResult execute_plan(const MergePlan& plan, const ModelSet& models, const Rec
   std::string out_name = fs::path(staging.out_dir()).filename().string();
   for (auto& f : write_side_files(plan, models, recipe, staging.path(), out_name, options, env))
     result.files.push_back(std::move(f));
+  if (chat_template)
+    for (auto& f : write_chat_template(staging.path(), *chat_template, env)) result.files.push_back(std::move(f));
   check_cancel();
   staging.publish();
   result.seconds =

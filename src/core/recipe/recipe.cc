@@ -188,6 +188,13 @@ struct Reader {
 
 std::string Recipe::where(int line) const { return fmt::format("{}:{}: ", path, line); }
 
+std::vector<std::string> chat_template_names() { return {"auto", "chatml"}; }
+
+bool chat_template_value_ok(const std::string& value) {
+  return value == "auto" || value == "chatml" || value.find("{{") != std::string::npos ||
+         value.find("{%") != std::string::npos;
+}
+
 Recipe parse_recipe_text(const std::string& text, const std::string& label) {
   Recipe r;
   r.path = label;
@@ -255,6 +262,10 @@ Recipe parse_recipe_text(const std::string& text, const std::string& label) {
                 } else if (key == "chat_template") {
                   if (v.IsNull()) return;
                   r.chat_template = rd.string_at(v, "chat_template", line);
+                  if (!chat_template_value_ok(*r.chat_template))
+                    fail_at(label, line,
+                            fmt::format("chat_template '{}': not a known name ({}) nor Jinja template text",
+                                        *r.chat_template, fmt::join(chat_template_names(), ", ")));
                 }
               });
   if (r.merge_method.empty()) {

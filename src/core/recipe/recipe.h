@@ -59,7 +59,7 @@ struct Recipe {
   std::optional<std::string> dtype, out_dtype;  // torch spellings, validated
   std::optional<std::string> tokenizer_source;  // legacy key
   std::optional<TokenizerSpec> tokenizer;       // current key
-  std::optional<std::string> chat_template;
+  std::optional<std::string> chat_template;  // checked by chat_template_value_ok
   // Lines of the optional keys above (0 when absent), for the planner's messages.
   int dtype_line = 0, out_dtype_line = 0, tokenizer_line = 0, parameters_line = 0;
   bool uses_slices() const { return !slices.empty(); }
@@ -74,5 +74,9 @@ Recipe parse_recipe_text(const std::string& text, const std::string& label = "<s
 // nullopt when a filter list has no matching entry ("unset").
 std::optional<double> evaluate_setting(const ParamSetting& s, const std::string& tensor_name,
                                        double t);
+
+// mergekit's chat_template values: "auto", a built-in name, or Jinja text (exec/chat_template.h).
+std::vector<std::string> chat_template_names();
+bool chat_template_value_ok(const std::string& value);
 
 }  // namespace amalgam
