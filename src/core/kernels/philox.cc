@@ -129,15 +129,20 @@ __attribute__((target("avx2"))) static void philox_groups_avx2(uint64_t key, uin
     k0 = (k0 + kW0) & 0xffffffffu;
     k1 = (k1 + kW1) & 0xffffffffu;
   }
+  // Transpose to element order (counter l's words 0..3 at out[4l..4l+3]) in registers and
+  // convert 8 at a time: (w >> 8) < 2^24 converts exactly, the scale is a power of two,
+  // so the bits equal the scalar path's. (A scalar store/reload here was ~40% of the
+  // kernel, and Philox was 45% of a dare_ties merge.)
+  const __m256 scale = _mm256_set1_ps(0x1p-24f);
   for (int v = 0; v < V; ++v) {
-    alignas(32) uint64_t w[4][4];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(w[0]), c0[v]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(w[1]), c1[v]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(w[2]), c2[v]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(w[3]), c3[v]);
-    for (int l = 0; l < 4; ++l)
-      for (int j = 0; j < 4; ++j)
-        out[16 * v + 4 * l + j] = static_cast<float>(static_cast<uint32_t>(w[j][l]) >> 8) * 0x1p-24f;
+    __m256i w01 = _mm256_or_si256(c0[v], _mm256_slli_epi64(c1[v], 32));  // lane l: w0 | w1 << 32
+    __m256i w23 = _mm256_or_si256(c2[v], _mm256_slli_epi64(c3[v], 32));
+    __m256i lo = _mm256_unpacklo_epi64(w01, w23);  // counters 0 | 2
+    __m256i hi = _mm256_unpackhi_epi64(w01, w23);  // counters 1 | 3
+    __m256i a = _mm256_permute2x128_si256(lo, hi, 0x20);  // counters 0, 1
+    __m256i b = _mm256_permute2x128_si256(lo, hi, 0x31);  // counters 2, 3
+    _mm256_storeu_ps(out + 16 * v, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(a, 8)), scale));
+    _mm256_storeu_ps(out + 16 * v + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 8)), scale));
   }
 }
 static bool have_avx2() {
