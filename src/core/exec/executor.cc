@@ -74,7 +74,7 @@ std::vector<std::string> write_side_files(const MergePlan& plan, const ModelSet&
 
 MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options) {
   const uint64_t threads = static_cast<uint64_t>(std::max(1, options.threads));
-  uint64_t per_worker = 0, metadata = 0;
+  uint64_t per_worker = 0, metadata = 0, resident = 0;
   for (const auto& pt : plan.tensors) {
     metadata += 512 + pt.job.name.size() * (pt.inputs.size() + 2);
     if (!pt.method) continue;
@@ -89,8 +89,12 @@ MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options
     uint64_t bytes = c * (4 * (n + 1) + dtype_size(pt.out_dtype) + 2 + stored) +
                      n * kFaultAroundBytes;
     per_worker = std::max(per_worker, bytes);
+    // Multi-pass tensors that fit kResidentBytes keep their stored inputs in memory.
+    const uint64_t whole = shape_numel(pt.job.shape) * stored;
+    if (merger->stat_passes() > 0 && whole <= options.resident_bytes) resident = std::max(resident, whole);
   }
-  return {kBaselineBytes + metadata + threads * per_worker};
+  // Up to threads + 1 tensors are in flight at once (exec/scheduler.h).
+  return {kBaselineBytes + metadata + threads * per_worker + (threads + 1) * resident};
 }
 
 ExecResult execute_plan(const MergePlan& plan, const ModelSet& models, const Recipe& recipe,
@@ -118,6 +122,7 @@ ExecResult execute_plan(const MergePlan& plan, const ModelSet& models, const Rec
     ScheduleOptions so;
     so.threads = std::max(1, options.threads);
     so.chunk_elements = std::max<uint64_t>(1, options.chunk_elements);
+    so.resident_bytes = options.resident_bytes;
     so.write = [&](size_t index, uint64_t begin, uint64_t count, const void* bytes) {
       size_t size = dtype_size(outputs[index].dtype);
       writer.write(index, begin * size, bytes, count * size);

@@ -24,6 +24,9 @@ struct ExecOptions {
   // time: ~2.4 s per GB of output on the benchmark machine's 0.4 GB/s disk, more than
   // the merge itself. Off by default, as in mergekit; `amalgam merge --fsync`.
   bool durable = false;
+  // Multi-pass methods keep a tensor's inputs in memory between passes up to this many
+  // stored bytes (exec/scheduler.h); 0 re-reads them in every pass.
+  uint64_t resident_bytes = uint64_t{64} << 20;
   FileEnv* env = nullptr;               // nullptr: posix
   // Progress: called from one thread with (tensors done, total, bytes done, total).
   std::function<void(size_t, size_t, uint64_t, uint64_t)> progress;

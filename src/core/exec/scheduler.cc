@@ -18,6 +18,7 @@
 #include "util/error.h"
 
 namespace amalgam {
+
 namespace {
 
 // One tensor in flight. Fields other than the merger are guarded by Scheduler::mu_.
@@ -28,6 +29,9 @@ struct TensorTask {
   std::vector<InputReader> inputs;
   std::vector<ChunkRange> chunks;
   int pass = 0, passes = 1;  // passes = stat passes + the merge pass
+  // Inputs kept in memory (stored bytes) for the passes after the first: multi-pass
+  // methods then read the page cache once instead of once per pass. Empty when not used.
+  std::vector<std::vector<uint8_t>> resident;
   size_t next = 0, done = 0;
   bool finishing = false;     // finish_pass() running: hand out no chunks meanwhile
 };
@@ -89,6 +93,34 @@ class Scheduler {
     cv_main_.notify_all();
   }
 
+  static uint64_t stored_bytes_per_element(const TensorTask& task) {
+    uint64_t b = 0;
+    for (const auto& in : task.inputs) b += dtype_size(in.stored_dtype());
+    return b;
+  }
+
+  // Multi-pass tensors whose inputs fit kResidentBytes get them in memory (allocated
+  // here, filled by the first pass's chunks): at most window_ such tensors are in flight,
+  // so memory stays bounded by threads, not by the model (estimate: exec/executor.cc).
+  void keep_resident(TensorTask& task) {
+    uint64_t bytes = 0;
+    for (const auto& in : task.inputs) {
+      if (!in.reads_raw()) return;
+      bytes += shape_numel(task.planned->job.shape) * dtype_size(in.stored_dtype());
+    }
+    if (bytes > opt_.resident_bytes) return;
+    task.resident.resize(task.inputs.size());
+    for (size_t i = 0; i < task.inputs.size(); ++i) {
+      // Reuse a finished tensor's buffer: fresh memory would page-fault and be zeroed,
+      // which cost more than the re-reads it saves.
+      if (!spare_.empty()) {
+        task.resident[i] = std::move(spare_.back());
+        spare_.pop_back();
+      }
+      task.resident[i].resize(shape_numel(task.planned->job.shape) * dtype_size(task.inputs[i].stored_dtype()));
+    }
+  }
+
   // Creates the merger and input readers of the next tensor (mu_ held: cheap, no I/O).
   void activate() {
     size_t index = next_tensor_++;
@@ -100,6 +132,7 @@ class Scheduler {
     task->merger = pt.method->create(pt.job);
     for (const auto& ref : pt.inputs) task->inputs.emplace_back(models_, ref, pt.job.shape, pt.load_dtype);
     task->passes = task->merger->stat_passes() + 1;
+    if (task->passes > 1) keep_resident(*task);
     uint64_t chunk =
         chunk_size_for(opt_.chunk_elements, reduction_block(task->merger->row_length()));
     task->chunks = split_chunks(shape_numel(pt.job.shape), chunk);
@@ -146,7 +179,7 @@ class Scheduler {
         uint64_t read = process(*task, pass, range, buf);
         lock.lock();
         bytes_read_ += read;
-        if (pass + 1 == task->passes) bytes_done_ += read;
+        if (pass + 1 == task->passes) bytes_done_ += range.count * stored_bytes_per_element(*task);
         if (++task->done < task->chunks.size()) continue;
         if (pass + 1 < task->passes) {
           task->finishing = true;
@@ -165,6 +198,7 @@ class Scheduler {
                                  [&](const auto& t) { return t.get() == task; });
           std::unique_ptr<TensorTask> owned = std::move(*it);
           active_.erase(it);
+          for (auto& b : owned->resident) spare_.push_back(std::move(b));
           lock.unlock();
           owned.reset();  // frees the merger's state outside the lock
           lock.lock();
@@ -200,7 +234,15 @@ class Scheduler {
       const uint64_t cnt = std::min(block, range.count - at);
       for (size_t i = 0; i < n; ++i) {
         float* dst = buf.in.data() + i * block;
-        read += task.inputs[i].read(range.begin + at, cnt, dst, buf.segments, buf.scratch);
+        if (task.resident.empty()) {
+          read += task.inputs[i].read(range.begin + at, cnt, dst, buf.segments, buf.scratch);
+        } else {
+          // First pass: fill this chunk's part of the resident copy; later: convert from it.
+          const DType dt = task.inputs[i].stored_dtype();
+          uint8_t* raw = task.resident[i].data() + (range.begin + at) * dtype_size(dt);
+          if (pass == 0) read += task.inputs[i].read_raw(range.begin + at, cnt, raw);
+          to_f32(dt, raw, dst, cnt);
+        }
         buf.ptrs[i] = dst;
       }
       Chunk chunk{range.begin + at, cnt, std::span<const float* const>(buf.ptrs.data(), n)};
@@ -240,6 +282,7 @@ class Scheduler {
   std::mutex mu_;
   std::condition_variable cv_, cv_main_;
   std::deque<std::unique_ptr<TensorTask>> active_;
+  std::vector<std::vector<uint8_t>> spare_;  // resident buffers of finished tensors
   size_t next_tensor_ = 0, tensors_done_ = 0;
   int running_ = 0;
   uint64_t bytes_read_ = 0, bytes_done_ = 0;

@@ -56,23 +56,29 @@ InputReader::InputReader(InputReader&& o) noexcept
     : file_(o.file_), info_(o.info_), job_shape_(std::move(o.job_shape_)),
       round_to_(o.round_to_), fd_(std::exchange(o.fd_, -1)) {}
 
-// pread into a small buffer, then convert: a copy from the page cache costs a quarter of
-// faulting the same bytes in through the mapping (bench_merge floor: mmap read 1.25 GB/s,
-// RAM read 5.1 GB/s on the benchmark machine), and leaves nothing mapped behind.
-void InputReader::pread_f32(uint64_t first, uint64_t count, float* dst,
-                            std::vector<uint8_t>& raw) const {
+uint64_t InputReader::read_raw(uint64_t begin, uint64_t count, uint8_t* dst) const {
   const uint64_t isz = dtype_size(info_->dtype);
   const uint64_t n = count * isz;
-  if (raw.size() < n) raw.resize(n);
-  uint64_t off = 8 + file_->header_size() + info_->data_begin + first * isz;
+  const uint64_t off = 8 + file_->header_size() + info_->data_begin + begin * isz;
   for (uint64_t done = 0; done < n;) {
-    ssize_t got = ::pread(fd_, raw.data() + done, n - done, static_cast<off_t>(off + done));
-    if (got < 0 && errno == EINTR) continue;  // SIGINT lands here; the flag is checked later
+    ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(off + done));
+    if (got < 0 && errno == EINTR) continue;
     if (got <= 0)
       fail(ErrorKind::Io, "{}: read of tensor {} failed: {}", file_->path(), info_->name,
            got < 0 ? std::strerror(errno) : "unexpected end of file");
     done += static_cast<uint64_t>(got);
   }
+  return n;
+}
+
+// pread into a small buffer, then convert: a copy from the page cache costs a quarter of
+// faulting the same bytes in through the mapping (bench_merge floor: mmap read 1.25 GB/s,
+// RAM read 5.1 GB/s on the benchmark machine), and leaves nothing mapped behind.
+void InputReader::pread_f32(uint64_t first, uint64_t count, float* dst,
+                            std::vector<uint8_t>& raw) const {
+  const uint64_t n = count * dtype_size(info_->dtype);
+  if (raw.size() < n) raw.resize(n);
+  read_raw(first, count, raw.data());  // `first` is a stored element: the same offsets
   to_f32(info_->dtype, raw.data(), dst, count);
 }
 

@@ -30,6 +30,13 @@ class InputReader {
                 std::vector<uint8_t>& scratch) const;
   DType stored_dtype() const { return info_->dtype; }
 
+  // For inputs kept in memory across passes (exec/scheduler.cc): true when the stored
+  // tensor is read as is (same shape, no load-dtype rounding), so that its raw bytes
+  // converted with to_f32 are exactly what read() gives.
+  bool reads_raw() const { return info_->shape == job_shape_ && !round_to_ && fd_ >= 0; }
+  // Stored bytes of elements [begin, begin+count) into dst (reads_raw() inputs only).
+  uint64_t read_raw(uint64_t begin, uint64_t count, uint8_t* dst) const;
+
  private:
   void release_with_fault_around(uint64_t first, uint64_t last) const;
   void pread_f32(uint64_t first, uint64_t count, float* dst, std::vector<uint8_t>& raw) const;
