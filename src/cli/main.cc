@@ -47,6 +47,7 @@ std::string command_word(int argc, char** argv) {
 // unknown and CLI11 says so.
 void load_torch_commands(int argc, char** argv) {
   std::string word = command_word(argc, argv);
+  if (word.empty() && argc == 2 && std::string(argv[1]) == "--version") return;
   for (const auto& entry : command_registry())
     if (!word.empty() && entry.name == word) return;
   // libgomp (torch's thread pool) reads OMP_WAIT_POLICY once, when it is loaded, and by
