@@ -344,3 +344,22 @@ TEST(MergeCli, ChatTemplateNamedAutoOrLiteralIsWritten) {
 
 }  // namespace
 }  // namespace amalgam
+
+namespace amalgam {
+namespace {
+
+// Core commands never load libtorch (the torch commands are a plugin, cli/main.cc).
+TEST(MergeCli, CoreCommandsDoNotLoadLibtorch) {
+  std::string dir = exec_test::scratch_dir("nolibtorch");
+  CmdResult r = amalgam("merge --help", dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::string cmd = "cd '" + dir + "' && LD_DEBUG=files '" AMALGAM_BINARY "' merge --help >/dev/null 2>'" + dir + "/ld.txt'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::string log = exec_test::read_bytes(dir + "/ld.txt");
+  EXPECT_FALSE(log.empty());  // LD_DEBUG worked: the test can fail
+  EXPECT_EQ(log.find("libtorch"), std::string::npos);
+  EXPECT_EQ(log.find("amalgam_torch_cli"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace amalgam
