@@ -55,9 +55,10 @@ std::string count_solve(const std::string& in) {
 }
 
 // "v8 x1 v" -> "v8": two key-digit pairs with distinct keys, then the queried key; the
-// answer is the key and its digit. Written "v=8" (or with the query before the pairs)
-// the digit is two tokens after its key, which no single induction step reaches: experts
-// stayed at 0.44-0.68, two-way guesses between the values. As "v8" they reach 1.00.
+// answer is the key and its digit, so the digit is predicted right after the key, which
+// was followed by it before: one induction step. Written "v=8", the digit is two tokens
+// after its key; with the answer "8" alone, it follows the prompt's newline. Either way
+// experts stayed at 0.44-0.68, two-way guesses between the values; as "v8" they reach 1.00.
 std::string recall_input(ZooRng& rng) {
   const char k1 = rng.letter();
   char k2;

@@ -1,6 +1,6 @@
 // Synthetic task families of the zoo: each has an instruction, a random input and one
 // checkable answer. Held-in families are what experts are trained on; held-out families
-// (compositions of two held-in skills, or a held-in skill under a new wording) are never
+// (a held-in skill under a new wording or on new inputs, a composition of two) are never
 // trained on and measure generalization, as in "What Matters for Model Merging at Scale?".
 // Prompt format: "<instruction> <input>\n", answer followed by "\n" (greedy decoding stops
 // at the newline). Plain C++: no torch.
