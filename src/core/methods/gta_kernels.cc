@@ -16,7 +16,16 @@ AMALGAM_SIMD_CLONES void ta_accumulate(const float* const* xs, size_t M, const f
     const float w0 = w[0];
     for (size_t i = 0; i < n; ++i) D[i] = w0 * (x[i] - b[i]);
   }
-  for (size_t k = 1; k < M; ++k) {
+  // Two models per sweep over D (half the loads and stores of D and b); the additions
+  // stay in model order, so the bits equal one model per sweep.
+  size_t k = 1;
+  for (; k + 1 < M; k += 2) {
+    const float* __restrict x = xs[k];
+    const float* __restrict y = xs[k + 1];
+    const float wx = w[k], wy = w[k + 1];
+    for (size_t i = 0; i < n; ++i) D[i] = (D[i] + wx * (x[i] - b[i])) + wy * (y[i] - b[i]);
+  }
+  for (; k < M; ++k) {
     const float* __restrict x = xs[k];
     const float wk = w[k];
     for (size_t i = 0; i < n; ++i) D[i] += wk * (x[i] - b[i]);
