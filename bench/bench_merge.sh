@@ -80,10 +80,16 @@ run_size() {  # SIZE METHODS REFERENCE
   echo
   echo "model: qwen2 $1 x5 (base + 4 experts), bf16, $(awk -v b="$input_bytes" 'BEGIN{printf "%.2f", b/1e9}') GB of input; $threads threads; $(nproc) cores; load $(cut -d' ' -f1 /proc/loadavg)"
   "$floor_bin" "$threads" "${files[@]}" | awk '{printf "floor: %s = %s GB/s\n", $1, $2}'
+  echo "(GB/s = bytes of the models each recipe reads / wall seconds of the whole process)"
   printf "| %-16s | %8s | %8s | %9s | %7s | %9s | %8s |\n" method "GB/s" "seconds" "ref GB/s" ratio "RSS MiB" "ref RSS"
   printf "|%s|%s|%s|%s|%s|%s|%s|\n" ------------------ ---------- ---------- ----------- --------- ----------- ----------
   for m in $2; do
     recipe_for "$m" "$dir" > "$data/$m.yaml"
+    # Input = the models this recipe reads (linear: the 4 experts; slerp: base + 1).
+    local mb=0 md
+    for md in $(grep -oE '(base_model|model): \S+' "$data/$m.yaml" | awk '{print $2}' | sort -u); do
+      mb=$((mb + $(stat -c %s "$md"/*.safetensors | paste -sd+ | bc)))
+    done
     # Untimed: write back the previous runs' outputs (their dirty pages would otherwise
     # throttle this run's writes: the disk here does 0.4 GB/s), and re-read the inputs
     # (the host reclaims page-cache pages idle for a minute: DAMON pageout).
@@ -98,7 +104,7 @@ run_size() {  # SIZE METHODS REFERENCE
       rm -f "$data/ref-$m.safetensors"
     fi
     # (Parenthesized: a bare `>` inside awk's printf arguments is an output redirection.)
-    awk -v m="$m" -v b="$input_bytes" -v s="$s" -v rs="$rs" -v r="$rss" -v rr="$rrss" 'BEGIN{
+    awk -v m="$m" -v b="$mb" -v s="$s" -v rs="$rs" -v r="$rss" -v rr="$rrss" 'BEGIN{
       g = (s > 0) ? b/s/1e9 : 0;
       ref = (rs == "nan") ? "-" : sprintf("%.3f", b/rs/1e9);
       ratio = (rs == "nan") ? "-" : sprintf("%.1fx", rs/s);
