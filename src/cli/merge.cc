@@ -158,11 +158,7 @@ void run(const MergeArgs& a) {
   try {
     r = execute_plan(plan, models, recipe, a.out_dir, o);
   } catch (const Error&) {
-    // No "done" line under the error: the bar is dropped undrawn (kept reachable from a
-    // static so leak checkers stay quiet; the process is about to exit).
-    static Progress* abandoned = nullptr;
-    abandoned = progress.release();
-    (void)abandoned;
+    progress->abandon();  // no "done" line above the error
     if (isatty(STDERR_FILENO)) fmt::print(stderr, "\r\033[K");  // clear the half-drawn bar
     if (int sig = cancel_signal()) {
       // The staging directory is gone (unwinding removed it); die of the signal as the

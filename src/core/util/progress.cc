@@ -38,6 +38,11 @@ Progress::Progress(std::string label, uint64_t total, std::string unit, bool qui
 }
 Progress::~Progress() { finish(); }
 
+void Progress::abandon() {
+  std::lock_guard lock(mu_);
+  finished_ = true;
+}
+
 void Progress::advance(uint64_t n, const std::string& note) {
   std::lock_guard lock(mu_);
   done_ += n;

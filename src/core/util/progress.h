@@ -17,6 +17,8 @@ class Progress {
   void advance(uint64_t n, const std::string& note = "");
   void set(uint64_t done, const std::string& note = "");
   void finish();
+  // Drops the bar without its final line (an error message follows instead).
+  void abandon();
 
  private:
   void draw(bool final_line);
