@@ -17,6 +17,7 @@
 #include "cli/command.h"
 #include "exec/cancel.h"
 #include "exec/executor.h"
+#include "exec/scheduler.h"
 #include "io/safetensors_writer.h"
 #include "plan/plan.h"
 #include "recipe/recipe.h"
@@ -75,6 +76,22 @@ uint64_t fit_memory(const MergePlan& plan, ExecOptions o, uint64_t limit) {
   }
 }
 
+// Rough time from the input bytes at per-thread rates measured on the 2-core development
+// machine (docs/merge.md, Qwen2-0.5B, warm page cache): element-wise methods ~5 GB/s per
+// thread, methods with statistics passes ~0.6, della ~0.2.
+double estimated_seconds(const MergePlan& plan, int threads) {
+  double seconds = 0;
+  for (const auto& pt : plan.tensors) {
+    if (!pt.method) continue;
+    const std::string_view m = pt.method->name();
+    double rate = 5e9;
+    if (m == "della" || m == "della_linear") rate = 0.2e9;
+    else if (pt.method->create(pt.job)->stat_passes() > 0) rate = 0.6e9;
+    seconds += double(merge_input_bytes(pt)) / rate;
+  }
+  return seconds / std::max(1, threads);
+}
+
 nlohmann::json plan_summary(const MergePlan& plan, const ModelSet& models, const ExecOptions& o,
                             uint64_t peak) {
   std::map<std::string, size_t> methods;
@@ -90,8 +107,7 @@ nlohmann::json plan_summary(const MergePlan& plan, const ModelSet& models, const
   j["threads"] = o.threads;
   j["chunk_elements"] = o.chunk_elements;
   j["estimated_peak_memory_bytes"] = peak;
-  // Rough: ~1 GB/s of input per thread for the sparsifying methods, more for linear ones.
-  j["estimated_seconds"] = double(plan.input_bytes()) / (1e9 * o.threads);
+  j["estimated_seconds"] = estimated_seconds(plan, o.threads);
   j["warnings"] = plan.warnings;
   return j;
 }
