@@ -89,8 +89,8 @@ MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options
     uint64_t bytes = c * (4 * (n + 1) + dtype_size(pt.out_dtype) + 2 + stored) +
                      n * kFaultAroundBytes;
     per_worker = std::max(per_worker, bytes);
-    // Multi-pass tensors that fit kResidentBytes keep their stored inputs in memory.
-    const uint64_t whole = shape_numel(pt.job.shape) * stored;
+    // Multi-pass tensors that fit resident_bytes keep their stored inputs in memory.
+    const uint64_t whole = merge_input_bytes(pt);
     if (merger->stat_passes() > 0 && whole <= options.resident_bytes) resident = std::max(resident, whole);
   }
   // Up to threads + 1 tensors are in flight at once (exec/scheduler.h).

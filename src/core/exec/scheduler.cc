@@ -29,6 +29,7 @@ struct TensorTask {
   std::vector<InputReader> inputs;
   std::vector<ChunkRange> chunks;
   int pass = 0, passes = 1;  // passes = stat passes + the merge pass
+  uint64_t input_bytes_per_element = 0;  // stored bytes of all inputs: progress counts these
   // Inputs kept in memory (stored bytes) for the passes after the first: multi-pass
   // methods then read the page cache once instead of once per pass. Empty when not used.
   std::vector<std::vector<uint8_t>> resident;
@@ -93,22 +94,13 @@ class Scheduler {
     cv_main_.notify_all();
   }
 
-  static uint64_t stored_bytes_per_element(const TensorTask& task) {
-    uint64_t b = 0;
-    for (const auto& in : task.inputs) b += dtype_size(in.stored_dtype());
-    return b;
-  }
-
   // Multi-pass tensors whose inputs fit kResidentBytes get them in memory (allocated
   // here, filled by the first pass's chunks): at most window_ such tensors are in flight,
   // so memory stays bounded by threads, not by the model (estimate: exec/executor.cc).
   void keep_resident(TensorTask& task) {
-    uint64_t bytes = 0;
-    for (const auto& in : task.inputs) {
+    for (const auto& in : task.inputs)
       if (!in.reads_raw()) return;
-      bytes += shape_numel(task.planned->job.shape) * dtype_size(in.stored_dtype());
-    }
-    if (bytes > opt_.resident_bytes) return;
+    if (merge_input_bytes(*task.planned) > opt_.resident_bytes) return;
     task.resident.resize(task.inputs.size());
     for (size_t i = 0; i < task.inputs.size(); ++i) {
       // Reuse a finished tensor's buffer: fresh memory would page-fault and be zeroed,
@@ -132,6 +124,7 @@ class Scheduler {
     task->merger = pt.method->create(pt.job);
     for (const auto& ref : pt.inputs) task->inputs.emplace_back(models_, ref, pt.job.shape, pt.load_dtype);
     task->passes = task->merger->stat_passes() + 1;
+    for (const auto& ref : pt.inputs) task->input_bytes_per_element += dtype_size(ref.dtype);
     if (task->passes > 1) keep_resident(*task);
     uint64_t chunk =
         chunk_size_for(opt_.chunk_elements, reduction_block(task->merger->row_length()));
@@ -179,7 +172,7 @@ class Scheduler {
         uint64_t read = process(*task, pass, range, buf);
         lock.lock();
         bytes_read_ += read;
-        if (pass + 1 == task->passes) bytes_done_ += range.count * stored_bytes_per_element(*task);
+        if (pass + 1 == task->passes) bytes_done_ += range.count * task->input_bytes_per_element;
         if (++task->done < task->chunks.size()) continue;
         if (pass + 1 < task->passes) {
           task->finishing = true;

@@ -22,7 +22,6 @@ struct ShardedWriter::Impl {
     std::string file;
     uint64_t data_start = 0;  // 8 + padded header length
     std::unique_ptr<WritableFile> out;
-    uint64_t size = 0;  // whole file
   };
   std::string dir;
   FileEnv* env;
@@ -108,6 +107,8 @@ ShardedWriter::ShardedWriter(std::string dir, std::vector<OutputTensor> tensors,
                                            {"shape", m.tensors[i].shape},
                                            {"data_offsets", {s.offset, s.offset + s.nbytes}}};
   }
+  std::vector<uint64_t> data_bytes(m.shards.size(), 0);  // per shard, for the preallocation
+  for (const Impl::Slot& s : m.slots) data_bytes[s.shard] += s.nbytes;
   for (size_t k = 0; k < m.shards.size(); ++k) {
     Impl::Shard& sh = m.shards[k];
     sh.file = shard_name(k, m.shards.size());
@@ -118,10 +119,7 @@ ShardedWriter::ShardedWriter(std::string dir, std::vector<OutputTensor> tensors,
     for (int b = 0; b < 8; ++b) len[b] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * b));
     sh.data_start = 8 + text.size();
     sh.out = m.env->create((std::filesystem::path(m.dir) / sh.file).string());
-    sh.size = sh.data_start;
-    for (size_t i = 0; i < m.tensors.size(); ++i)
-      if (m.slots[i].shard == k) sh.size += m.slots[i].nbytes;
-    sh.out->reserve(sh.size);
+    sh.out->reserve(sh.data_start + data_bytes[k]);
     sh.out->write_at(0, len, 8);
     sh.out->write_at(8, text.data(), text.size());
   }
