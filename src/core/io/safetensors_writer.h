@@ -2,7 +2,8 @@
 // declares every tensor first (name, dtype, shape), the writer lays them out into shards
 // of at most `max_shard_bytes` (a tensor never spans shards), writes each shard's header,
 // and then accepts tensor data in chunks at any byte offset, from any thread
-// (pwrite into disjoint ranges). finish() syncs, closes and writes
+// (pwrite into disjoint ranges); shard files are preallocated. finish() syncs (as the
+// FileEnv's files do: fsync only when durable), closes and writes
 // model.safetensors.index.json when there is more than one shard. Headers carry
 // `__metadata__: {"format": "pt"}` as Hugging Face loaders expect.
 // File names: model.safetensors, or model-00001-of-00003.safetensors, ...
