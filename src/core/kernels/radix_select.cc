@@ -2,19 +2,18 @@
 #include "kernels/radix_select.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "kernels/simd.h"
 
 namespace amalgam {
 
-AMALGAM_SIMD_CLONES void key_histogram_hi(const uint32_t* keys, size_t n, uint32_t* hist, uint32_t* low_or) {
-  uint32_t o = 0;
-  for (size_t i = 0; i < n; ++i) o |= keys[i];
-  for (size_t i = 0; i < n; ++i) ++hist[keys[i] >> 16];
-  *low_or |= o & 0xffffu;
+AMALGAM_SIMD_CLONES void key_histogram_hi(const uint32_t* keys, size_t n, uint64_t* hist) {
+  for (size_t i = 0; i < n; ++i)
+    hist[keys[i] >> 16] += 1 + (static_cast<uint64_t>((keys[i] & 0xffffu) != 0) << 32);
 }
 
-void key_histogram_lo(const uint32_t* keys, size_t n, uint32_t hi, uint32_t* hist) {
+void key_histogram_lo(const uint32_t* keys, size_t n, uint32_t hi, uint64_t* hist) {
   for (size_t i = 0; i < n; ++i)
     if ((keys[i] >> 16) == hi) ++hist[keys[i] & 0xffffu];
 }
@@ -37,8 +36,25 @@ AMALGAM_SIMD_CLONES size_t collect_bin(const uint32_t* keys, size_t n, uint32_t 
   return kept;
 }
 
+// Every key of a small tensor as (inverted key << 32 | index): ascending order is key
+// descending, then index ascending.
+AMALGAM_SIMD_CLONES void collect_all(const uint32_t* keys, size_t n, uint64_t first_index, uint64_t* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = (static_cast<uint64_t>(0x7fffffffu - keys[i]) << 32) | (first_index + i);
+}
+
 TopSelector::TopSelector(uint64_t n, uint64_t m, uint64_t blocks, bool zero_neutral, bool values_only)
     : n_(n), m_(std::min(m, n)), zero_neutral_(zero_neutral), values_only_(values_only), blocks_(blocks) {
+  // The first pass packs a bin's count and its count of keys with low bits into one
+  // 64-bit word (32 bits each).
+  if (n >= (uint64_t{1} << 32))
+    throw std::length_error("magnitude selection over a tensor of 2^32 or more elements is not supported");
+  small_ = n <= kSmall;
+  init();
+}
+
+void TopSelector::set_small_limit(uint64_t n) {
+  small_ = n_ <= n;
+  stage_ = kHi;
   init();
 }
 
@@ -60,7 +76,14 @@ void TopSelector::init() {
     stage_ = kDone;
     return;
   }
+  if (small_) {
+    // A small tensor: its keys are the candidates (one pass, no 32768-bin histogram).
+    above_ = 0;
+    stage_ = kCand;
+    return;
+  }
   if (hist_.empty()) hist_.assign(32768, 0);
+  if (low_.empty()) low_.assign(32768, 0);
 }
 
 int TopSelector::passes_left() const {
@@ -75,12 +98,19 @@ int TopSelector::passes_left() const {
 }
 
 void TopSelector::observe(Local& local, uint64_t block, uint64_t first_index, const uint32_t* keys, size_t n) {
+  local.first_block = std::min(local.first_block, block);
   switch (stage_) {
     case kHi:
-      if (local.hist.empty()) local.hist.assign(32768, 0);
-      key_histogram_hi(keys, n, local.hist.data(), &local.low_or);
+      if (!local.pooled) borrow(local);
+      key_histogram_hi(keys, n, local.pooled->data());
       break;
     case kCand: {
+      if (small_) {
+        const size_t at = local.cand.size();
+        local.cand.resize(at + n);
+        collect_all(keys, n, first_index, local.cand.data() + at);
+        break;
+      }
       // Branch-free compaction: every element is written, only matches advance `kept`
       // (a data-dependent branch per element mispredicted; it was 20% of a ties merge).
       if (local.scratch.size() < n) local.scratch.resize(n);
@@ -101,20 +131,120 @@ void TopSelector::observe(Local& local, uint64_t block, uint64_t first_index, co
   }
 }
 
-void TopSelector::commit(Local& local) {
-  if (local.hist.empty() && local.cand.empty()) return;
+// Hands a first-pass histogram to a chunk. Until the window is known only all-zero ones
+// are handed out, so the first commit sees one chunk's counts alone; afterwards an idle
+// one is reused and its window bins are noted, to take the chunk's own counts by
+// difference.
+void TopSelector::borrow(Local& local) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (win_set_ && !idle_.empty()) {
+    local.pooled = idle_.back();
+    idle_.pop_back();
+    local.fresh = false;
+    local.before.assign(local.pooled->begin() + win_lo_, local.pooled->begin() + win_hi_ + 1);
+    return;
+  }
+  pool_.push_back(std::make_unique<std::vector<uint64_t>>(32768, 0));
+  local.pooled = pool_.back().get();
+  local.fresh = true;
+  local.before.clear();
+}
+
+void TopSelector::commit(Local& local) {
+  if (!local.pooled && local.hist.empty() && local.cand.empty()) {
+    local.first_block = ~uint64_t{0};
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (local.pooled) {
+    if (!values_only_) record_window(local);
+    idle_.push_back(local.pooled);
+    local.pooled = nullptr;
+  }
   for (size_t i = 0; i < local.hist.size(); ++i) hist_[i] += local.hist[i];
-  low_or_ |= local.low_or;
   cand_.insert(cand_.end(), local.cand.begin(), local.cand.end());
   local.hist.clear();
   local.cand.clear();
-  local.low_or = 0;
+  local.first_block = ~uint64_t{0};
 }
 
-void TopSelector::share_histogram_from(const TopSelector& other) {
+// The first commit picks the window: the bins holding ranks m/n +- 5 % of its own keys
+// (plus 2 bins each side, at most 4096 bins); every commit keeps its counts of them.
+void TopSelector::record_window(const Local& local) {
+  const uint64_t* h = local.pooled->data();
+  if (!win_set_) {
+    if (!local.fresh) return;
+    uint64_t total = 0;
+    for (int b = 0; b < 32768; ++b) total += h[b] & 0xffffffffu;
+    if (total == 0) return;
+    const double f = static_cast<double>(m_) / static_cast<double>(n_);
+    const double lo_rank = std::max(0.0, f - 0.05) * static_cast<double>(total);
+    const double hi_rank = std::min(1.0, f + 0.05) * static_cast<double>(total);
+    int top = -1, bottom = -1;
+    uint64_t above = 0;
+    for (int b = 32767; b >= 0; --b) {
+      const uint64_t c = h[b] & 0xffffffffu;
+      if (c == 0) continue;
+      // Bin b holds ranks (above, above + c]: inside the window when that meets it.
+      if (static_cast<double>(above + c) >= lo_rank && top < 0) top = b;
+      if (static_cast<double>(above) <= hi_rank) bottom = b;
+      above += c;
+    }
+    if (top < 0) return;
+    top = std::min(32767, top + 2);
+    bottom = std::max(0, std::max(bottom - 2, top - 4095));
+    win_lo_ = static_cast<uint32_t>(bottom);
+    win_hi_ = static_cast<uint32_t>(top);
+    win_set_ = true;
+  }
+  if (!local.fresh && local.before.size() != win_hi_ - win_lo_ + 1) {
+    win_complete_ = false;  // borrowed before the window was known: no baseline
+    return;
+  }
+  // Keys equal to the bin's value (low bits zero): count minus the count with low bits.
+  std::vector<uint32_t> counts(win_hi_ - win_lo_ + 1);
+  for (uint32_t b = win_lo_; b <= win_hi_; ++b) {
+    uint64_t v = h[b];
+    if (!local.fresh) v -= local.before[b - win_lo_];
+    counts[b - win_lo_] = static_cast<uint32_t>((v & 0xffffffffu) - (v >> 32));
+  }
+  win_counts_.emplace_back(local.first_block, std::move(counts));
+}
+
+// Sums the pooled first-pass histograms into hist_ / low_ (once).
+void TopSelector::gather() {
+  if (pool_.empty()) return;
+  for (const auto& p : pool_)
+    for (size_t i = 0; i < 32768; ++i) {
+      hist_[i] += (*p)[i] & 0xffffffffu;
+      low_[i] += (*p)[i] >> 32;
+    }
+  pool_.clear();
+  idle_.clear();
+}
+
+// Keys == T (T = bin << 16) per chunk, from the window counts: the ranks of the
+// element-wise pass without another pass. False when the window missed the bin.
+bool TopSelector::ranks_from_window(uint32_t bin) {
+  if (!win_set_ || !win_complete_ || bin < win_lo_ || bin > win_hi_) return false;
+  eq_before_.assign(blocks_, 0);
+  for (const auto& [block, counts] : win_counts_) {
+    if (block >= blocks_) return false;
+    eq_before_[block] += counts[bin - win_lo_];
+  }
+  uint64_t acc = 0;
+  for (auto& c : eq_before_) {
+    const uint64_t here = c;
+    c = acc;
+    acc += here;
+  }
+  return true;
+}
+
+void TopSelector::share_histogram_from(TopSelector& other) {
+  other.gather();
   hist_ = other.hist_;
-  low_or_ = other.low_or_;
+  low_ = other.low_;
 }
 
 void TopSelector::finish_pass() {
@@ -137,6 +267,7 @@ void TopSelector::finish_pass() {
 }
 
 void TopSelector::resolve_hi() {
+  gather();
   // Walk bins from the largest key down until m keys are covered.
   uint64_t above = 0;
   uint32_t bin = 0;
@@ -151,23 +282,34 @@ void TopSelector::resolve_hi() {
   above_ = above;
   const uint64_t in_bin = hist_[bin];
   const uint64_t need = m_ - above;
+  // The bin's keys with low bits set are all above its value V = bin << 16. When fewer
+  // than `need` of them exist, they are all selected and the threshold is V exactly
+  // (bf16-sourced keys: nearly every key of the bin is V).
+  const uint64_t above_v = low_[bin];
   hist_.clear();
   hist_.shrink_to_fit();
-  if (low_or_ == 0) {
-    // Every key has zero low bits: the bin is the exact threshold.
+  low_.clear();
+  low_.shrink_to_fit();
+  if (need > above_v) {
+    const uint64_t equal = in_bin - above_v;
     cut_.threshold = bin << 16;
-    cut_.need = need;
-    if (need == in_bin || values_only_ || (zero_neutral_ && cut_.threshold == 0)) {
+    cut_.need = need - above_v;
+    if (cut_.need == equal || values_only_ || (zero_neutral_ && cut_.threshold == 0)) {
       cut_.ties = TopCut::All;
       stage_ = kDone;
-      return;
+    } else if (ranks_from_window(bin)) {
+      cut_.ties = TopCut::ByRank;
+      stage_ = kDone;
+    } else {
+      after_threshold(equal);  // one pass counting keys == V per block
     }
+    win_counts_.clear();
+    return;
   }
+  win_counts_.clear();
   if (in_bin <= max_candidates_) {
     cand_.reserve(in_bin);
     stage_ = kCand;
-  } else if (low_or_ == 0) {
-    after_threshold(in_bin);
   } else {
     hist_.assign(65536, 0);
     stage_ = kLo;
@@ -185,12 +327,17 @@ void TopSelector::resolve_cand() {
     auto next = std::min_element(cand_.begin() + static_cast<std::ptrdiff_t>(need), cand_.end());
     std::iter_swap(cand_.begin() + static_cast<std::ptrdiff_t>(need), next);
   }
-  const uint32_t lo = 0xffffu - static_cast<uint32_t>(last >> 48);
-  cut_.threshold = (hi_bin_ << 16) | lo;
+  // Candidates are (inverted low 16 key bits << 48 | index), or for a small tensor
+  // (inverted key << 32 | index).
+  const int shift = small_ ? 32 : 48;
+  if (small_)
+    cut_.threshold = 0x7fffffffu - static_cast<uint32_t>(last >> 32);
+  else
+    cut_.threshold = (hi_bin_ << 16) | (0xffffu - static_cast<uint32_t>(last >> 48));
   cut_.need = need;
-  cut_.cut_index = last & ((uint64_t{1} << 48) - 1);
+  cut_.cut_index = last & ((uint64_t{1} << shift) - 1);
   // All keys == T selected? Then the index test is unnecessary.
-  const bool all = need == cand_.size() || (cand_[need] >> 48) != (last >> 48);
+  const bool all = need == cand_.size() || (cand_[need] >> shift) != (last >> shift);
   cut_.ties = (all || values_only_ || (zero_neutral_ && cut_.threshold == 0)) ? TopCut::All : TopCut::ByIndex;
   cand_.clear();
   cand_.shrink_to_fit();
@@ -237,13 +384,22 @@ AMALGAM_SIMD_CLONES void apply_top_cut(const TopCut& cut, uint64_t first_index, 
       return;
     }
     case TopCut::ByRank: {
+      // Only the span holding the need-th equal key needs ranks; elsewhere every equal
+      // key is in (rank < need) or out, and the test is a plain comparison.
       uint64_t r = *rank;
-      for (size_t i = 0; i < n; ++i) {
-        bool sel = keys[i] > t;
-        if (keys[i] == t) sel = r++ < cut.need;
-        mask[i] = sel ? 1.0f : 0.0f;
+      const uint64_t eq = count_key_equal(keys, n, t);
+      *rank = r + eq;
+      if (r + eq <= cut.need) {
+        for (size_t i = 0; i < n; ++i) mask[i] = keys[i] >= t ? 1.0f : 0.0f;
+      } else if (r >= cut.need) {
+        for (size_t i = 0; i < n; ++i) mask[i] = keys[i] > t ? 1.0f : 0.0f;
+      } else {
+        for (size_t i = 0; i < n; ++i) {
+          bool sel = keys[i] > t;
+          if (keys[i] == t) sel = r++ < cut.need;
+          mask[i] = sel ? 1.0f : 0.0f;
+        }
       }
-      *rank = r;
       return;
     }
   }

@@ -4,19 +4,27 @@
 // Order: key descending, then flat index ascending (METHODS.md §8.4: among equal
 // magnitudes the lower index ranks first). Passes over the data:
 //   1. histogram of the high 16 key bits (32768 bins) -> the bin B holding the m-th key,
-//      its exact population, and an OR of the low 16 bits (bf16-sourced keys have none);
+//      its exact population, and how many of its keys have low bits set (bf16-sourced
+//      keys have none: then B's value is the threshold T). Each chunk's counts of a
+//      window of bins around the first chunk's estimate of B are kept; when B falls in
+//      it, they give the per-chunk counts of keys == T and no further pass is needed;
 //   2. usually: collect (key, index) of the elements in B (a buffer bounded by B's exact
 //      count, at most kMaxCandidates) and sort it -> the threshold T and the last
 //      selected index among keys == T; done, the element-wise test is then
 //      `key > T || (key == T && index <= cut_index)`;
 //   2'. when B is too large for a buffer: histogram of the low 16 bits inside B -> T, then
 //   3'. per-block counts of keys == T, prefix-summed, so the element-wise pass knows each
-//      equal key's rank (`rank < need`).
-// So 2 passes in general, 1 when the first pass already decides (no cut through B), 3 in
-// the fallback. No tie handling is needed when T's value is 0 and the caller said zeros
+//      equal key's rank (`rank < need`) (also the pass after 1. when T = B but the
+//      window missed B).
+// Tensors of at most kSmall keys skip the histogram: one candidate pass over all keys.
+// So 1 pass when the first pass decides (bf16-sourced keys, B inside the window, or no
+// cut through B), 2 in general, 3 in the fallback. Callers carry the rank counter
+// across the blocks of a chunk: equal_before() is exact at the first block of every
+// chunk of the statistics passes (the executor cuts every pass the same way). No tie handling is needed when T's value is 0 and the caller said zeros
 // are neutral, nor for value-only queries (quantiles).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -29,8 +37,10 @@ inline uint32_t abs_key(float x) {
 }
 
 // Pure kernels (also used directly by tests).
-void key_histogram_hi(const uint32_t* keys, size_t n, uint32_t* hist32768, uint32_t* low_or);
-void key_histogram_lo(const uint32_t* keys, size_t n, uint32_t hi, uint32_t* hist65536);
+// hist32768[key >> 16] += 1 + (low 16 bits != 0) << 32: counts, and counts of keys
+// with low bits, in one increment.
+void key_histogram_hi(const uint32_t* keys, size_t n, uint64_t* hist32768);
+void key_histogram_lo(const uint32_t* keys, size_t n, uint32_t hi, uint64_t* hist65536);
 uint64_t count_key_equal(const uint32_t* keys, size_t n, uint32_t key);
 
 // The resolved selection of element (key, index): key > threshold, or key == threshold
@@ -48,6 +58,8 @@ class TopSelector {
  public:
   enum Stage { kHi, kCand, kLo, kEq, kDone };
   static constexpr uint64_t kMaxCandidates = uint64_t{1} << 22;
+  // Tensors of at most this many keys skip the histogram: all keys are candidates.
+  static constexpr uint64_t kSmall = 65536;
 
   // Select the m largest of n keys; `blocks` reduction blocks (for fallback tie ranks).
   // zero_neutral: keys == 0 need no tie handling (their values do not change anything).
@@ -60,27 +72,37 @@ class TopSelector {
   // Largest threshold-bin population handled with a candidate buffer (tests lower it to
   // exercise the histogram fallback).
   void set_max_candidates(uint64_t n) { max_candidates_ = n; }
+  // Tensors of at most n keys take the candidate pass over all keys (default kSmall;
+  // tests set 0 to exercise the histogram on small data). Before the first observe().
+  void set_small_limit(uint64_t n);
 
   Stage stage() const { return stage_; }
   int passes_left() const;  // upper bound on the passes still needed
 
-  // Per-accumulate-call scratch, merged once per call under the selector's mutex.
+  // Per-accumulate-call scratch, merged once per call under the selector's mutex. The
+  // first pass's histograms are pooled: a chunk borrows one that keeps accumulating
+  // across chunks (no 32768-bin clear and sum per chunk), and only the window's bins
+  // are compared before and after it.
   struct Local {
-    std::vector<uint32_t> hist;
+    std::vector<uint64_t>* pooled = nullptr;  // kHi: borrowed histogram
+    bool fresh = false;                       // the borrowed histogram was all zero
+    std::vector<uint64_t> before;             // its window bins when borrowed
+    std::vector<uint64_t> hist;               // kLo
     std::vector<uint64_t> cand;
     std::vector<uint64_t> scratch;  // branch-free compaction buffer (kCand)
-    uint32_t low_or = 0;
+    uint64_t first_block = ~uint64_t{0};  // first block observed since the last commit
   };
   // keys[i] is the key of element first_index + i, inside reduction block `block`.
   void observe(Local& local, uint64_t block, uint64_t first_index, const uint32_t* keys, size_t n);
   void commit(Local& local);
   // Takes the first-pass histogram of another selector over the same keys (both still in
   // kHi, before finish_pass): breadcrumbs' two cuts then histogram the data once.
-  void share_histogram_from(const TopSelector& other);
+  void share_histogram_from(TopSelector& other);
   void finish_pass();
 
   const TopCut& cut() const { return cut_; }
-  // Number of keys == threshold before block b (ByRank only).
+  // Number of keys == threshold before block b (ByRank only); exact at the first block of
+  // every chunk (see above).
   uint64_t equal_before(uint64_t block) const { return cut_.ties == TopCut::ByRank ? eq_before_[block] : 0; }
   uint32_t threshold() const { return cut_.threshold; }
 
@@ -90,17 +112,30 @@ class TopSelector {
   void resolve_cand();
   void resolve_lo();
   void after_threshold(uint64_t equal);
+  void borrow(Local& local);
+  void record_window(const Local& local);
+  void gather();
+  bool ranks_from_window(uint32_t bin);
 
   uint64_t n_, m_;
   bool zero_neutral_, values_only_;
+  bool small_ = false;
   uint64_t blocks_;
   uint64_t max_candidates_ = kMaxCandidates;
   Stage stage_ = kHi;
   uint32_t hi_bin_ = 0;
   uint64_t above_ = 0;  // keys strictly above the current bin
-  std::vector<uint64_t> hist_;
+  std::vector<uint64_t> hist_;  // kHi: counts per bin; kLo: counts per low value
+  std::vector<uint64_t> low_;   // kHi: per bin, counts of keys with low bits set
   std::vector<uint64_t> cand_;
-  uint32_t low_or_ = 0;
+  // First pass: every histogram handed out (borrow), and those not borrowed now.
+  std::vector<std::unique_ptr<std::vector<uint64_t>>> pool_;
+  std::vector<std::vector<uint64_t>*> idle_;
+  // First-pass window (record_window): bins [win_lo_, win_hi_], and per commit its first
+  // block and the counts of those bins.
+  bool win_set_ = false, win_complete_ = true;
+  uint32_t win_lo_ = 0, win_hi_ = 0;
+  std::vector<std::pair<uint64_t, std::vector<uint32_t>>> win_counts_;
   std::vector<uint64_t> eq_before_;  // per block counts, then exclusive prefix sums
   TopCut cut_;
   std::mutex mu_;

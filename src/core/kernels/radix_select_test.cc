@@ -16,10 +16,11 @@ namespace {
 // Selected set by (key desc, index asc), computed by the streaming selector.
 std::vector<uint8_t> select_streaming(const std::vector<uint32_t>& keys, uint64_t m, uint64_t block,
                                       bool zero_neutral, std::mt19937& rng, TopCut* cut_out = nullptr,
-                                      bool fallback = false) {
+                                      bool fallback = false, bool histogram = true) {
   const uint64_t n = keys.size();
   const uint64_t blocks = (n + block - 1) / block;
   TopSelector sel(n, m, blocks, zero_neutral, false);
+  if (histogram) sel.set_small_limit(0);  // the data here is small: force the big-tensor path
   if (fallback) sel.set_max_candidates(0);
   std::vector<uint64_t> order(blocks);
   std::iota(order.begin(), order.end(), 0);
@@ -69,7 +70,7 @@ TEST(RadixSelect, ThresholdEqualsNthElement) {
     }
     const uint64_t m = 1 + rng() % n;
     TopCut cut;
-    select_streaming(keys, m, 4096, false, rng, &cut, trial % 4 == 1);
+    select_streaming(keys, m, 4096, false, rng, &cut, trial % 4 == 1, trial % 4 != 3);
     std::vector<uint32_t> copy = keys;
     std::nth_element(copy.begin(), copy.begin() + (m - 1), copy.end(), std::greater<>());
     if (m < n) EXPECT_EQ(cut.threshold, copy[m - 1]) << "n=" << n << " m=" << m;
@@ -81,12 +82,15 @@ TEST(RadixSelect, SelectedSetBreaksTiesByLowerIndex) {
   for (int trial = 0; trial < 60; ++trial) {
     const size_t n = 1 + rng() % 30000;
     std::vector<uint32_t> keys(n);
-    const int kind = trial % 3;
+    const int kind = trial % 4;
     std::normal_distribution<float> nd(0, 1);
     for (auto& k : keys) {
       if (kind == 0) k = abs_key(nd(rng));
       if (kind == 1) k = abs_key(nd(rng)) & 0xfff00000u;  // few distinct values: heavy ties
       if (kind == 2) k = abs_key(static_cast<float>(rng() % 3));  // including zeros
+      // Heavy ties with a few keys just above a tied value in the same high bin (the
+      // task vectors of bf16 checkpoints look like this).
+      if (kind == 3) k = (abs_key(nd(rng)) & 0xfff00000u) | (rng() % 50 == 0 ? 1 + rng() % 0xffff : 0);
     }
     const uint64_t m = rng() % (n + 1);
     const uint64_t block = 1 + rng() % 5000;
@@ -95,6 +99,8 @@ TEST(RadixSelect, SelectedSetBreaksTiesByLowerIndex) {
       auto got = select_streaming(keys, m, block, false, rng, nullptr, fallback);
       ASSERT_EQ(got, want) << "trial " << trial << " n=" << n << " m=" << m << " fallback " << fallback;
     }
+    auto small = select_streaming(keys, m, block, false, rng, nullptr, false, false);
+    ASSERT_EQ(small, want) << "trial " << trial << " n=" << n << " m=" << m << " small-tensor path";
     auto got = select_streaming(keys, m, block, false, rng);
     EXPECT_EQ(std::accumulate(got.begin(), got.end(), uint64_t{0}), m);
   }
@@ -110,12 +116,13 @@ TEST(RadixSelect, AllEqualKeysSelectTheFirstM) {
 }
 
 TEST(RadixSelect, PassCounts) {
-  // Keys with zero low bits (bf16-sourced): the first pass finds T; cutting through the
-  // equal keys takes one candidate pass (2 in all), or the rank pass in the fallback.
+  // Keys with zero low bits (bf16-sourced): the first pass finds T, and the window counts
+  // give the ranks among equal keys: one pass in all.
   std::vector<uint32_t> keys(1000);
   for (size_t i = 0; i < keys.size(); ++i) keys[i] = abs_key(static_cast<float>(i % 10));
   for (bool fallback : {false, true}) {
     TopSelector sel(keys.size(), 150, 1, false, false);
+    sel.set_small_limit(0);
     if (fallback) sel.set_max_candidates(0);
     EXPECT_EQ(sel.passes_left(), 3);
     int passes = 0;
@@ -126,20 +133,54 @@ TEST(RadixSelect, PassCounts) {
       sel.finish_pass();
       ++passes;
     }
-    EXPECT_EQ(passes, 2);
+    EXPECT_EQ(passes, 1);
     EXPECT_EQ(sel.cut().threshold, abs_key(8.0f));
     EXPECT_EQ(sel.cut().need, 50u);
-    if (!fallback) {
-      EXPECT_EQ(sel.cut().ties, TopCut::ByIndex);
-      EXPECT_EQ(sel.cut().cut_index, 498u);  // the 50th 8.0 sits at index 8 + 49 * 10
-    } else {
-      EXPECT_EQ(sel.cut().ties, TopCut::ByRank);
+    EXPECT_EQ(sel.cut().ties, TopCut::ByRank);
+    EXPECT_EQ(sel.equal_before(0), 0u);
+  }
+  // A small tensor (the default limit): one pass collecting every key; the cut among
+  // equal keys is by index.
+  {
+    TopSelector sel(keys.size(), 150, 1, false, false);
+    EXPECT_EQ(sel.passes_left(), 1);
+    TopSelector::Local l;
+    sel.observe(l, 0, 0, keys.data(), keys.size());
+    sel.commit(l);
+    sel.finish_pass();
+    EXPECT_EQ(sel.stage(), TopSelector::kDone);
+    EXPECT_EQ(sel.cut().threshold, abs_key(8.0f));
+    EXPECT_EQ(sel.cut().ties, TopCut::ByIndex);
+    EXPECT_EQ(sel.cut().cut_index, 498u);  // the 50th 8.0 sits at index 8 + 49 * 10
+  }
+  // The first committed chunk is unlike the rest (all small keys): its window misses the
+  // threshold bin, so a second pass counts the keys == T per block. Still exact.
+  {
+    std::vector<uint32_t> skewed(4000);
+    for (size_t i = 0; i < skewed.size(); ++i)
+      skewed[i] = abs_key(i < 1000 ? 0.001f * static_cast<float>(1 + i % 7) : static_cast<float>(i % 10));
+    TopSelector sel(skewed.size(), 100, 4, false, false);
+    sel.set_small_limit(0);
+    int passes = 0;
+    while (sel.stage() != TopSelector::kDone) {
+      for (uint64_t b = 0; b < 4; ++b) {
+        TopSelector::Local l;
+        sel.observe(l, b, b * 1000, skewed.data() + b * 1000, 1000);
+        sel.commit(l);
+      }
+      sel.finish_pass();
+      ++passes;
     }
+    EXPECT_EQ(passes, 2);
+    EXPECT_EQ(sel.cut().threshold, abs_key(9.0f));
+    EXPECT_EQ(sel.cut().ties, TopCut::ByRank);
+    EXPECT_EQ(sel.equal_before(3), 200u);  // blocks 1 and 2 hold 100 nines each
   }
   // Distinct keys that all fit: one histogram pass + one candidate pass.
   std::vector<uint32_t> distinct(5000);
   for (size_t i = 0; i < distinct.size(); ++i) distinct[i] = abs_key(1.0f + i * 1e-4f);
   TopSelector sel(distinct.size(), 100, 1, false, false);
+  sel.set_small_limit(0);
   int passes = 0;
   while (sel.stage() != TopSelector::kDone) {
     TopSelector::Local l;

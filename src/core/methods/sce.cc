@@ -39,8 +39,9 @@ class SceMerger final : public TensorMerger {
     std::vector<uint32_t> keys(kTile);
     TopSelector::Local local;
     uint64_t nonzero = 0;
+    // Tie ranks run on through the chunk's blocks (equal_before is exact at a chunk start).
+    uint64_t rank = sel_ ? sel_->equal_before(c.begin / block_) : 0;
     for_each_block(c, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
-      uint64_t rank = sel_ ? sel_->equal_before(blk) : 0;
       for_each_tile(first - c.begin, count, [&](uint64_t off, uint64_t n) {
         load(c, off, n, d.data());
         if (selecting()) {
@@ -88,8 +89,9 @@ class SceMerger final : public TensorMerger {
     const size_t M = xs_.size();
     std::vector<float> d(M * kTile), mask(kTile), S(kTile), num(kTile), den(kTile);
     std::vector<uint32_t> keys(kTile);
+    // Tie ranks run on through the chunk's blocks (equal_before is exact at a chunk start).
+    uint64_t rank = sel_ ? sel_->equal_before(c.begin / block_) : 0;
     for_each_block(c, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
-      uint64_t rank = sel_ ? sel_->equal_before(blk) : 0;
       for_each_tile(first - c.begin, count, [&](uint64_t off, uint64_t n) {
         load(c, off, n, d.data());
         apply_mask(d.data(), c.begin + off, n, &rank, keys.data(), mask.data());
