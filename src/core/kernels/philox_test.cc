@@ -21,7 +21,7 @@ TEST(Philox, Random123KnownAnswers) {
 TEST(Philox, BatchEqualsScalarAtAnyOffset) {
   const uint64_t key = philox_tensor_key(42, "model.layers.3.mlp.up_proj.weight");
   for (uint64_t first : {0ull, 1ull, 3ull, 63ull, 64ull, 1000003ull, (1ull << 33) + 5}) {
-    for (size_t n : {1u, 5u, 64u, 200u}) {
+    for (size_t n : {1u, 5u, 64u, 200u, 1000u}) {
       std::vector<float> out(n), portable(n);
       philox_uniforms(key, 2, first, n, out.data());
       philox_uniforms_portable(key, 2, first, n, portable.data());
