@@ -74,7 +74,7 @@ std::vector<std::string> write_side_files(const MergePlan& plan, const ModelSet&
 
 MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options) {
   const uint64_t threads = static_cast<uint64_t>(std::max(1, options.threads));
-  uint64_t per_worker = 0, metadata = 0, resident = 0;
+  uint64_t per_worker = 0, metadata = 0, resident = 0, held = 0;
   for (const auto& pt : plan.tensors) {
     metadata += 512 + pt.job.name.size() * (pt.inputs.size() + 2);
     if (!pt.method) continue;
@@ -92,9 +92,10 @@ MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options
     // Multi-pass tensors that fit resident_bytes keep their stored inputs in memory.
     const uint64_t whole = merge_input_bytes(pt);
     if (merger->stat_passes() > 0 && whole <= options.resident_bytes) resident = std::max(resident, whole);
+    held = std::max(held, merger->held_bytes());
   }
   // Up to threads + 1 tensors are in flight at once (exec/scheduler.h).
-  return {kBaselineBytes + metadata + threads * per_worker + (threads + 1) * resident};
+  return {kBaselineBytes + metadata + threads * per_worker + (threads + 1) * (resident + held)};
 }
 
 ExecResult execute_plan(const MergePlan& plan, const ModelSet& models, const Recipe& recipe,

@@ -5,8 +5,10 @@
 // kernels/radix_select.h) for magnitude/breadcrumbs, then one L1 pass when rescale is
 // on and some model is sparsified. Random masks come from Philox (§8.3) or job.masks.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
+#include <mutex>
 
 #include "kernels/philox.h"
 #include "kernels/radix_select.h"
@@ -40,7 +42,15 @@ struct ModelState {
   std::unique_ptr<TopSelector> drop_top;  // outliers: top n_top (dropped)
   float scale = 1.0f;                     // L1 rescale factor a/b
   std::vector<double> sum_all, sum_kept;  // per block, for the rescale
+  // DELLA's masks drawn in the rescale pass, one bit per element, so the element-wise
+  // pass reuses them instead of ranking and drawing again. Kept when the
+  // tensor's masks fit kMaskBudget; otherwise empty and the masks are recomputed.
+  bool stores_mask = false;  // kept_bits is allocated by the first rescale accumulate
+  std::unique_ptr<std::atomic<uint64_t>[]> kept_bits;
 };
+
+// Bytes of stored masks per tensor (all its models): a bound independent of model size.
+constexpr uint64_t kMaskBudget = uint64_t{96} << 20;
 
 class GtaMerger final : public TensorMerger {
  public:
@@ -75,9 +85,14 @@ class GtaMerger final : public TensorMerger {
       models_.push_back(std::move(m));
     }
     weight_sum_ = static_cast<float>(std::fabs(wsum) < 1e-8 ? 1.0 : wsum);
+    size_t random_masks = 0;
     for (auto& m : models_) {
       any_select_ |= m.keep_top != nullptr;
       any_sparsified_ |= m.sparsified;
+      random_masks += !m.sum_all.empty() && stores_masks() && !m.zero;
+    }
+    if (random_masks > 0 && random_masks * ((n_ + 63) / 64) * 8 <= kMaskBudget) {
+      for (auto& m : models_) m.stores_mask = !m.sum_all.empty() && !m.zero;
     }
   }
 
@@ -119,7 +134,18 @@ class GtaMerger final : public TensorMerger {
 
   std::vector<std::string> warnings() const override { return warnings_; }
 
+  uint64_t held_bytes() const override {
+    uint64_t b = 0;
+    for (const auto& m : models_) b += m.stores_mask ? (n_ + 63) / 64 * 8 : 0;
+    return b;
+  }
+
  private:
+  // DELLA's masks cost a row sort and a draw per element: stored between the passes.
+  // DARE's draw alone is cheaper than packing and unpacking bits (measured), so redrawn.
+  bool stores_masks() const { return kind_.sparsifier == Sparsifier::Della; }
+  static void store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n);
+  static void load_mask(const ModelState& m, uint64_t g, size_t n, float* mask);
   // Both breadcrumbs cuts still need the first histogram of the same keys: gather it once.
   static bool shares_first_pass(const ModelState& m) {
     return m.keep_top && m.drop_top && m.keep_top->stage() == TopSelector::kHi &&
@@ -248,6 +274,7 @@ class GtaMerger final : public TensorMerger {
   float lambda_ = 1.0f, weight_sum_ = 1.0f;
   uint64_t rng_key_ = 0;
   int passes_done_ = 0;
+  std::once_flag masks_allocated_;
   std::vector<ModelState> models_;
   std::vector<std::string> warnings_;
 };
@@ -325,6 +352,31 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
   }
 }
 
+// Chunk edges need not fall on 64-element words (DELLA's blocks are whole rows), so the
+// words are OR-ed atomically; the element-wise pass reads them after finish_pass.
+void GtaMerger::store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    const uint64_t word = (g + i) / 64, bit0 = (g + i) % 64;
+    const size_t take = std::min<uint64_t>(64 - bit0, n - i);
+    uint64_t w = 0;
+    for (size_t j = 0; j < take; ++j) w |= static_cast<uint64_t>(mask[i + j] != 0.0f) << (bit0 + j);
+    if (w) m.kept_bits[word].fetch_or(w, std::memory_order_relaxed);
+    i += take;
+  }
+}
+
+void GtaMerger::load_mask(const ModelState& m, uint64_t g, size_t n, float* mask) {
+  size_t i = 0;
+  while (i < n) {
+    const uint64_t word = (g + i) / 64, bit0 = (g + i) % 64;
+    const size_t take = std::min<uint64_t>(64 - bit0, n - i);
+    const uint64_t w = m.kept_bits[word].load(std::memory_order_relaxed) >> bit0;
+    for (size_t j = 0; j < take; ++j) mask[i + j] = static_cast<float>((w >> j) & 1);
+    i += take;
+  }
+}
+
 void GtaMerger::accumulate_select(const Chunk& chunk) {
   std::vector<uint32_t> keys(kTile);
   std::vector<TopSelector::Local> locals(2 * models_.size());
@@ -349,18 +401,28 @@ void GtaMerger::accumulate_select(const Chunk& chunk) {
 }
 
 void GtaMerger::accumulate_rescale(const Chunk& chunk) {
+  // Allocated here, not in the constructor: the memory estimate creates every merger.
+  std::call_once(masks_allocated_, [this] {
+    for (auto& m : models_)
+      if (m.stores_mask) m.kept_bits.reset(new std::atomic<uint64_t>[(n_ + 63) / 64]());
+  });
   std::vector<float> d(unit_), mask(unit_), tmp(unit_);
   std::vector<uint32_t> keys(unit_);
+  // Tie ranks run on through the chunk's blocks (equal_before is exact at a chunk start).
+  std::vector<Ranks> ranks(models_.size());
+  for (size_t k = 0; k < models_.size(); ++k) ranks[k] = block_ranks(models_[k], chunk.begin / block_);
   for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
-    for (auto& m : models_) {
+    for (size_t k = 0; k < models_.size(); ++k) {
+      auto& m = models_[k];
       if (m.sum_all.empty()) continue;
-      Ranks r = block_ranks(m, blk);
+      Ranks& r = ranks[k];
       double a = 0, b = 0;
       for (uint64_t t = 0; t < count; t += unit_) {
         size_t n = std::min<uint64_t>(unit_, count - t);
         uint64_t off = first - chunk.begin + t;
         delta_keys(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
         compute_mask(m, first + t, d.data(), n, r, mask.data(), keys.data(), tmp.data());
+        if (m.kept_bits) store_mask(m, first + t, mask.data(), n);
         a += sum_abs_f64(d.data(), n);
         weigh(d.data(), mask.data(), 1.0f, 1.0f, n);
         b += sum_abs_f64(d.data(), n);
@@ -390,9 +452,10 @@ void GtaMerger::merge(const Chunk& chunk, float* out) const {
     });
     return;
   }
-  for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
-    std::vector<Ranks> ranks(M);
-    for (size_t k = 0; k < M; ++k) ranks[k] = block_ranks(models_[k], blk);
+  // Tie ranks run on through the chunk's blocks (equal_before is exact at a chunk start).
+  std::vector<Ranks> ranks(M);
+  for (size_t k = 0; k < M; ++k) ranks[k] = block_ranks(models_[k], chunk.begin / block_);
+  for_each_block(chunk, block_, [&](uint64_t, uint64_t first, uint64_t count) {
     for (uint64_t t = 0; t < count; t += unit_) {
       const size_t n = std::min<uint64_t>(unit_, count - t);
       const uint64_t off = first - chunk.begin + t;
@@ -401,7 +464,11 @@ void GtaMerger::merge(const Chunk& chunk, float* out) const {
       for (size_t k = 0; k < M; ++k) {
         const ModelState& m = models_[k];
         float* e = E.data() + k * unit_;
-        if (m.sparsified) {
+        if (m.kept_bits) {
+          delta_only(chunk.inputs[m.input] + off, b, n, e);
+          load_mask(m, first + t, n, mask.data());
+          weigh(e, mask.data(), m.scale, m.weight, n);
+        } else if (m.sparsified) {
           delta_keys(chunk.inputs[m.input] + off, b, n, e, keys.data());
           compute_mask(m, first + t, e, n, ranks[k], mask.data(), keys.data(), tmp.data());
           weigh(e, mask.data(), m.scale, m.weight, n);

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <hwy/contrib/sort/vqsort.h>
+
 #include "kernels/radix_select.h"
 #include "kernels/simd.h"
 
@@ -132,69 +134,16 @@ AMALGAM_SIMD_CLONES void sum_combine(const float* __restrict E, size_t stride, s
 namespace {
 
 // s.items[r] (low 32 bits) = position of the key of ascending rank r, ties by lower
-// position (§8.4). MSD counting sort on the high 16 key bits (a 65536-bin histogram whose
-// occupied bins are found through a bitmap, so a row only visits and clears the bins it
-// touches), then each bin's entries sorted by (low 16 bits, position): exactly the
-// stable order by key.
+// position (§8.4): (key << 32 | position) sorted ascending. Highway's vqsort (AVX-512 /
+// AVX2 sorting networks) sorts a row in ~3.5 ns per key; the MSD counting sort it
+// replaced (a 65536-bin histogram per row) took ~13 ns and was 61% of a della merge.
+// The keys are distinct, so the order (and so every rank) does not depend on the sort.
 void order_keys(const uint32_t* keys, size_t C, RankScratch& s) {
   s.items.resize(C);
   uint64_t* __restrict items = s.items.data();
-  if (C <= 32) {
-    for (size_t i = 0; i < C; ++i) items[i] = (uint64_t{keys[i]} << 32) | static_cast<uint32_t>(i);
-    std::sort(items, items + C);
-    return;
-  }
-  if (s.hist.size() != 65536) s.hist.assign(65536, 0u);
-  if (s.bits.size() != 1024) s.bits.assign(1024, 0u);
-  uint32_t* __restrict hist = s.hist.data();
-  uint64_t* __restrict bits = s.bits.data();
-  for (size_t i = 0; i < C; ++i) {
-    const uint32_t h = keys[i] >> 16;
-    ++hist[h];
-    bits[h >> 6] |= uint64_t{1} << (h & 63);
-  }
-  // Exclusive prefix sums over the occupied bins in ascending order; remember the bins
-  // (to clear them afterwards) and the runs of more than one entry (to sort them).
-  s.bins.clear();
-  s.runs.clear();
-  uint32_t sum = 0;
-  for (uint32_t w = 0; w < 1024; ++w) {
-    uint64_t word = bits[w];
-    if (!word) continue;
-    bits[w] = 0;
-    do {
-      const uint32_t h = w * 64 + static_cast<uint32_t>(__builtin_ctzll(word));
-      word &= word - 1;
-      const uint32_t c = hist[h];
-      hist[h] = sum;
-      s.bins.push_back(h);
-      if (c > 1) s.runs.push_back((uint64_t{sum} << 32) | c);
-      sum += c;
-    } while (word);
-  }
-  for (size_t i = 0; i < C; ++i) {
-    const uint32_t k = keys[i];
-    items[hist[k >> 16]++] = (uint64_t{k & 0xffffu} << 32) | static_cast<uint32_t>(i);
-  }
-  for (uint32_t h : s.bins) hist[h] = 0;
-  // Inside a bin the high bits are equal, so (low bits, position) is the stable order.
-  // The scatter left each bin in position order: a bin whose keys are all equal (common
-  // with bf16-sourced deltas, which take few distinct values) is already sorted.
-  for (uint64_t run : s.runs) {
-    uint64_t* a = items + (run >> 32);
-    const uint32_t c = static_cast<uint32_t>(run);
-    if (std::is_sorted(a, a + c)) continue;
-    if (c <= 32) {
-      for (uint32_t i = 1; i < c; ++i) {
-        const uint64_t v = a[i];
-        uint32_t j = i;
-        for (; j > 0 && a[j - 1] > v; --j) a[j] = a[j - 1];
-        a[j] = v;
-      }
-    } else {
-      std::sort(a, a + c);
-    }
-  }
+  for (size_t i = 0; i < C; ++i) items[i] = (uint64_t{keys[i]} << 32) | static_cast<uint32_t>(i);
+  thread_local hwy::Sorter sorter;
+  sorter(items, C, hwy::SortAscending());
 }
 
 }  // namespace

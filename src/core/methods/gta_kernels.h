@@ -29,8 +29,7 @@ void sum_combine(const float* E, size_t stride, size_t M, size_t n, bool normali
                  const float* base, float* out, float* D);
 
 struct RankScratch {
-  std::vector<uint64_t> items, runs, bits;
-  std::vector<uint32_t> hist, bins;
+  std::vector<uint64_t> items;  // (key << 32 | position), sorted
 };
 // rank[pos] = ascending 0-based rank of keys[pos] among the C keys (ties: lower pos first).
 void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s);

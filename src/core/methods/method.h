@@ -88,6 +88,9 @@ class TensorMerger {
   virtual void merge(const Chunk& chunk, float* out) const = 0;
   // Warnings to report once for this tensor (e.g. breadcrumbs n_top = 0 departure).
   virtual std::vector<std::string> warnings() const { return {}; }
+  // Bytes the merger holds between passes besides the chunks (DELLA's stored masks),
+  // for the executor's memory estimate. Bounded by a constant, never by the model.
+  virtual uint64_t held_bytes() const { return 0; }
 };
 
 class MergeMethod {
