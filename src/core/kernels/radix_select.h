@@ -37,9 +37,12 @@ inline uint32_t abs_key(float x) {
 }
 
 // Pure kernels (also used directly by tests).
-// hist32768[key >> 16] += 1 + (low 16 bits != 0) << 32: counts, and counts of keys
-// with low bits, in one increment.
-void key_histogram_hi(const uint32_t* keys, size_t n, uint64_t* hist32768);
+// hist[t * 32768 + (key >> 16)] += 1 + (low 16 bits != 0) << 32 with t = i % 4: counts,
+// and counts of keys with low bits, in one increment; four interleaved tables (summed by
+// the reader) so that repeated bins do not serialize on one counter.
+void key_histogram_hi(const uint32_t* keys, size_t n, uint64_t* hist4x32768);
+// key_histogram_hi of abs_key(x - b).
+void delta_histogram_hi(const float* x, const float* b, size_t n, uint64_t* hist4x32768);
 void key_histogram_lo(const uint32_t* keys, size_t n, uint32_t hi, uint64_t* hist65536);
 uint64_t count_key_equal(const uint32_t* keys, size_t n, uint32_t key);
 
@@ -65,6 +68,7 @@ class TopSelector {
   // zero_neutral: keys == 0 need no tie handling (their values do not change anything).
   // values_only: only the threshold value is wanted.
   TopSelector(uint64_t n, uint64_t m, uint64_t blocks, bool zero_neutral, bool values_only);
+  ~TopSelector();
   // Changes m while still in the first (histogram) pass, before its finish_pass(): for
   // callers that learn m from the same pass (sce counts its non-zero variances). The
   // selector must have been built with 0 < m < n so that the histogram is gathered.
@@ -90,10 +94,14 @@ class TopSelector {
     std::vector<uint64_t> hist;               // kLo
     std::vector<uint64_t> cand;
     std::vector<uint64_t> scratch;  // branch-free compaction buffer (kCand)
+    std::vector<uint32_t> keys;     // observe_delta outside the histogram pass
     uint64_t first_block = ~uint64_t{0};  // first block observed since the last commit
   };
   // keys[i] is the key of element first_index + i, inside reduction block `block`.
   void observe(Local& local, uint64_t block, uint64_t first_index, const uint32_t* keys, size_t n);
+  // The same for keys = abs_key(x - b), computed here: in the histogram pass fused into
+  // the histogram loop (no key array written and read back).
+  void observe_delta(Local& local, uint64_t block, uint64_t first_index, const float* x, const float* b, size_t n);
   void commit(Local& local);
   // Takes the first-pass histogram of another selector over the same keys (both still in
   // kHi, before finish_pass): breadcrumbs' two cuts then histogram the data once.

@@ -251,6 +251,28 @@ class GtaMerger final : public TensorMerger {
     return r;
   }
 
+  // True when the magnitude cut of model m over elements [g, g + n) is `key > T` or
+  // `key >= T` for the whole span (always, except the one span where the tie cut falls).
+  bool threshold_only(const ModelState& m, uint64_t g, size_t n, const Ranks& r) const {
+    if (kind_.sparsifier != Sparsifier::Magnitude || !m.keep_top || m.drop_top) return false;
+    const TopCut& cut = m.keep_top->cut();
+    switch (cut.ties) {
+      case TopCut::All: return true;
+      case TopCut::ByIndex: return cut.cut_index < g || cut.cut_index >= g + n - 1;
+      case TopCut::ByRank: return r.keep >= cut.need || r.keep + n <= cut.need;
+    }
+    return false;
+  }
+  // For a span where threshold_only holds: are keys == T kept?
+  static bool cut_keeps_equal(const TopCut& cut, uint64_t g, size_t n, const Ranks& r) {
+    switch (cut.ties) {
+      case TopCut::All: return true;
+      case TopCut::ByIndex: return cut.cut_index >= g + n - 1;
+      case TopCut::ByRank: return r.keep < cut.need;
+    }
+    return true;
+  }
+
   // mask[i] in {0, 1} for elements [g, g + n) (global index g) with deltas d.
   void compute_mask(const ModelState& m, uint64_t g, const float* d, size_t n, Ranks& r,
                     float* mask, uint32_t* keys, float* tmp) const;
@@ -388,7 +410,10 @@ void GtaMerger::accumulate_select(const Chunk& chunk) {
       if (!a && !b) continue;
       if (shares_first_pass(m)) b = false;  // finish_pass copies keep_top's histogram
       for_each_tile(first - chunk.begin, count, [&](uint64_t off, uint64_t n) {
-        delta_keys_only(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, keys.data());
+        const float* x = chunk.inputs[m.input] + off;
+        const float* bx = chunk.inputs[base_] + off;
+        if (a && !b) return m.keep_top->observe_delta(locals[2 * k], blk, chunk.begin + off, x, bx, n);
+        delta_keys_only(x, bx, n, keys.data());
         if (a) m.keep_top->observe(locals[2 * k], blk, chunk.begin + off, keys.data(), n);
         if (b) m.drop_top->observe(locals[2 * k + 1], blk, chunk.begin + off, keys.data(), n);
       });
@@ -468,6 +493,12 @@ void GtaMerger::merge(const Chunk& chunk, float* out) const {
           delta_only(chunk.inputs[m.input] + off, b, n, e);
           load_mask(m, first + t, n, mask.data());
           weigh(e, mask.data(), m.scale, m.weight, n);
+        } else if (m.sparsified && threshold_only(m, first + t, n, ranks[k])) {
+          // The cut is a plain comparison on this tile: one fused loop.
+          const TopCut& cut = m.keep_top->cut();
+          const bool with_equal = cut_keeps_equal(cut, first + t, n, ranks[k]);
+          ranks[k].keep += masked_delta(chunk.inputs[m.input] + off, b, n, cut.threshold, with_equal, m.scale,
+                                        m.weight, e);
         } else if (m.sparsified) {
           delta_keys(chunk.inputs[m.input] + off, b, n, e, keys.data());
           compute_mask(m, first + t, e, n, ranks[k], mask.data(), keys.data(), tmp.data());

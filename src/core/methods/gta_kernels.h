@@ -19,6 +19,11 @@ void delta_keys_only(const float* x, const float* b, size_t n, uint32_t* keys);
 void delta_only(const float* x, const float* b, size_t n, float* d);
 void bernoulli_mask(const float* u, float p, size_t n, float* mask);
 void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask);
+// e = w * ((d * mask) * s) with d = x - b and mask = key(d) > t (or >= t when
+// with_equal): delta_keys + apply_top_cut + weigh in one loop, the same bits. Returns the
+// number of keys == t (the tie-rank counter's advance).
+uint64_t masked_delta(const float* x, const float* b, size_t n, uint32_t t, bool with_equal, float s, float w,
+                      float* e);
 // e = w * (e * mask * s) (mask may be null: e = w * e).
 void weigh(float* e, const float* mask, float s, float w, size_t n);
 // TIES consensus over M weighted deltas E (row stride `stride`), normalize, lambda, + base.
