@@ -29,8 +29,8 @@ std::unique_ptr<std::vector<uint64_t>> take_zeroed_histogram() {
   return std::make_unique<std::vector<uint64_t>>(kSubTables * 32768, 0);
 }
 
-void give_back_zeroed(std::unique_ptr<std::vector<uint64_t>> h) {
-  std::fill(h->begin(), h->end(), 0);
+// `h` must be all zero.
+void give_back(std::unique_ptr<std::vector<uint64_t>> h) {
   std::lock_guard<std::mutex> lock(g_free_mu);
   if (g_free.size() < 16) g_free.push_back(std::move(h));
 }
@@ -300,19 +300,25 @@ void TopSelector::gather() {
   if (pool_.empty()) return;
   for (auto& p : pool_) {
     uint64_t* h = p->data();
+    // Read and cleared in one sweep (a separate clear was 3% of a ties merge).
     for (size_t t = 0; t < kSubTables; ++t)
       for (size_t i = 0; i < 32768; ++i) {
-        hist_[i] += h[t * 32768 + i] & 0xffffffffu;
-        low_[i] += h[t * 32768 + i] >> 32;
+        const uint64_t v = h[t * 32768 + i];
+        h[t * 32768 + i] = 0;
+        hist_[i] += v & 0xffffffffu;
+        low_[i] += v >> 32;
       }
-    give_back_zeroed(std::move(p));
+    give_back(std::move(p));
   }
   pool_.clear();
   idle_.clear();
 }
 
 TopSelector::~TopSelector() {
-  for (auto& p : pool_) give_back_zeroed(std::move(p));
+  for (auto& p : pool_) {
+    std::fill(p->begin(), p->end(), 0);
+    give_back(std::move(p));
+  }
 }
 
 // Keys == T (T = bin << 16) per chunk, from the window counts: the ranks of the

@@ -143,6 +143,8 @@ class GtaMerger final : public TensorMerger {
  private:
   // DELLA's masks cost a row sort and a draw per element: stored between the passes.
   // DARE's draw alone is cheaper than packing and unpacking bits (measured), so redrawn.
+  // DARE's masks do not look at magnitudes.
+  bool needs_keys() const { return kind_.sparsifier != Sparsifier::Random; }
   bool stores_masks() const { return kind_.sparsifier == Sparsifier::Della; }
   static void store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n);
   static void load_mask(const ModelState& m, uint64_t g, size_t n, float* mask);
@@ -445,7 +447,10 @@ void GtaMerger::accumulate_rescale(const Chunk& chunk) {
       for (uint64_t t = 0; t < count; t += unit_) {
         size_t n = std::min<uint64_t>(unit_, count - t);
         uint64_t off = first - chunk.begin + t;
-        delta_keys(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
+        if (needs_keys())
+          delta_keys(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
+        else
+          delta_only(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data());
         compute_mask(m, first + t, d.data(), n, r, mask.data(), keys.data(), tmp.data());
         if (m.kept_bits) store_mask(m, first + t, mask.data(), n);
         a += sum_abs_f64(d.data(), n);
@@ -500,7 +505,10 @@ void GtaMerger::merge(const Chunk& chunk, float* out) const {
           ranks[k].keep += masked_delta(chunk.inputs[m.input] + off, b, n, cut.threshold, with_equal, m.scale,
                                         m.weight, e);
         } else if (m.sparsified) {
-          delta_keys(chunk.inputs[m.input] + off, b, n, e, keys.data());
+          if (needs_keys())
+            delta_keys(chunk.inputs[m.input] + off, b, n, e, keys.data());
+          else
+            delta_only(chunk.inputs[m.input] + off, b, n, e);
           compute_mask(m, first + t, e, n, ranks[k], mask.data(), keys.data(), tmp.data());
           weigh(e, mask.data(), m.scale, m.weight, n);
         } else {
