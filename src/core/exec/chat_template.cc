@@ -8,17 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "exec/staging_dir.h"
+#include "recipe/chat_templates.h"
 #include "util/error.h"
 
 namespace amalgam {
 namespace fs = std::filesystem;
 namespace {
-
-// ChatML as transformers' documentation spells it: each message framed by <|im_start|>
-// role / <|im_end|>, and the assistant header when a generation prompt is asked for.
-constexpr const char* kChatml =
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-    "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 std::optional<std::string> read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -46,7 +41,7 @@ std::optional<std::string> model_chat_template(const ModelDir& model) {
 }
 
 std::string resolve_chat_template(const std::string& value, const ModelSet& models) {
-  if (value == "chatml") return kChatml;
+  if (auto builtin = builtin_chat_template(value)) return *builtin;
   if (value != "auto") return value;
   // The most common template among the inputs; the first seen wins a tie.
   std::map<std::string, size_t> count;

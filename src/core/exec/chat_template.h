@@ -1,5 +1,5 @@
 // The recipe's `chat_template` (mergekit's schema): "auto" (the template most of the input
-// models carry), a built-in name ("chatml"), or the Jinja text itself. The executor
+// models carry), a built-in name (recipe/chat_templates.h), or the Jinja text itself. The executor
 // writes the resolved template into the output's tokenizer_config.json (and into a copied
 // chat_template.jinja, which transformers would otherwise prefer).
 #pragma once

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "methods/method.h"
+#include "recipe/chat_templates.h"
 #include "recipe/recipe_yaml.h"
 #include "util/error.h"
 
@@ -188,10 +189,14 @@ struct Reader {
 
 std::string Recipe::where(int line) const { return fmt::format("{}:{}: ", path, line); }
 
-std::vector<std::string> chat_template_names() { return {"auto", "chatml"}; }
+std::vector<std::string> chat_template_names() {
+  std::vector<std::string> names = {"auto"};
+  for (const auto& n : builtin_chat_template_names()) names.push_back(n);
+  return names;
+}
 
 bool chat_template_value_ok(const std::string& value) {
-  return value == "auto" || value == "chatml" || value.find("{{") != std::string::npos ||
+  return value == "auto" || builtin_chat_template(value) || value.find("{{") != std::string::npos ||
          value.find("{%") != std::string::npos;
 }
 
