@@ -25,6 +25,11 @@ struct ZooPreset {
   int pretrain_steps = 600, instruct_steps = 500;
   int expert_steps_base = 400, expert_steps_instruct = 300, generalist_steps = 300;
   double lr_pretrain = 3e-3, lr_instruct = 2e-3, lr_expert_base = 3e-3, lr_expert_instruct = 1e-3;
+  // Share of each expert-from-instruct batch drawn from the instruct base's own uniform
+  // mixture of the held-in families (replay), the rest from the expert's family.
+  double expert_replay = 0;
+  // Generalists train at 0.5x to 3x of this.
+  double lr_generalist = 1e-3;
   int generalists = 6;
   int split_train = 500, split_dev = 50, split_test = 50;
   nlohmann::json to_json() const;
@@ -104,6 +109,6 @@ void configure_zoo_threads(int threads);
 
 // Bumped whenever training code or data generation changes what a model would be, so
 // stale caches are never reused.
-constexpr const char* kZooCodeVersion = "zoo-3";
+constexpr const char* kZooCodeVersion = "zoo-4";
 
 }  // namespace amalgam::zoo

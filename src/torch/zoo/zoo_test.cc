@@ -148,5 +148,24 @@ TEST(ZooMicro, CommandLineDryRunListsTheModels) {
   EXPECT_NE(std::system(bad.c_str()), 0);
 }
 
+TEST(ZooPresets, TinyInstructExpertsReplayTheInstructMixture) {
+  const ZooPreset p = zoo_preset("tiny");
+  ASSERT_GT(p.expert_replay, 0.0);
+  const Zoo zoo(p, 0, temp_dir("specs"));  // builds the model list only, trains nothing
+  const auto& e = zoo.spec("expert-instruct-sort");
+  ASSERT_EQ(e.mixture.size(), p.held_in.size());
+  const double share = p.expert_replay / static_cast<double>(p.held_in.size());
+  double total = 0;
+  for (const auto& [family, w] : e.mixture) {
+    EXPECT_NEAR(w, family == "sort" ? 1.0 - p.expert_replay + share : share, 1e-12) << family;
+    total += w;
+  }
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  // Experts from the pretrained base and the micro preset's experts stay pure.
+  EXPECT_EQ(zoo.spec("expert-base-sort").mixture.size(), 1u);
+  const Zoo micro(zoo_preset("micro"), 0, temp_dir("specs-micro"));
+  EXPECT_EQ(micro.spec("expert-instruct-reverse").mixture.size(), 1u);
+}
+
 }  // namespace
 }  // namespace amalgam::zoo
