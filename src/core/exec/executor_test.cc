@@ -198,6 +198,41 @@ class FullDiskEnv : public FileEnv {
   uint64_t limit_;
 };
 
+TEST(Executor, PadToMultipleOfAddsMeanRows) {
+  // tokenizer.pad_to_multiple_of (METHODS.md §4 step 4): 2048 real rows -> 3072; each
+  // extra row of a model is the mean of its real rows. Linear [1, 0] keeps e1's real rows
+  // bit for bit and its mean row exactly; vocab_size follows; any chunk size, any thread
+  // count gives the same bytes (the mean is read once, in row order).
+  const Models& m = models(DType::F32);
+  std::string root = exec_test::scratch_dir("pad");
+  const std::string recipe = "merge_method: linear\nmodels:\n  - model: " + m.e1 +
+                             "\n    parameters: {weight: 1.0}\n  - model: " + m.e2 +
+                             "\n    parameters: {weight: 0.0}\n"
+                             "tokenizer:\n  source: " + m.e1 + "\n  pad_to_multiple_of: 1536\n";
+  merge(recipe, root + "/a");
+  ExecOptions o;
+  o.threads = 3;
+  o.chunk_elements = 70000;
+  merge(recipe, root + "/b", o);
+  EXPECT_EQ(exec_test::weight_bytes(root + "/a"), exec_test::weight_bytes(root + "/b"));
+  auto in = ModelDir::open(m.e1);
+  auto out = ModelDir::open(root + "/a");
+  TensorRef x = in->get("model.embed_tokens.weight"), y = out->get("model.embed_tokens.weight");
+  ASSERT_EQ(y.info->shape, (std::vector<int64_t>{3072, 64}));
+  std::vector<float> src(2048 * 64), got(3072 * 64);
+  x.file->read_f32(*x.info, 0, src.size(), src.data());
+  y.file->read_f32(*y.info, 0, got.size(), got.data());
+  EXPECT_EQ(0, std::memcmp(src.data(), got.data(), src.size() * 4));
+  for (int c = 0; c < 64; ++c) {
+    double sum = 0;
+    for (int r = 0; r < 2048; ++r) sum += src[r * 64 + c];
+    const float mean = static_cast<float>(sum / 2048);
+    for (int r = 2048; r < 3072; ++r) ASSERT_EQ(got[r * 64 + c], mean) << r << "," << c;
+  }
+  auto cfg = nlohmann::json::parse(exec_test::read_bytes(root + "/a/config.json"));
+  EXPECT_EQ(cfg["vocab_size"], 3072);
+}
+
 TEST(Executor, FullDiskRemovesStagingAndLeavesNoOutput) {
   const Models& m = models(DType::BF16);
   std::string root = exec_test::scratch_dir("fulldisk");

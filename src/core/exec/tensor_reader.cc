@@ -36,12 +36,16 @@ std::optional<DType> effective_rounding(std::optional<DType> load, DType stored)
 
 InputReader::InputReader(const ModelSet& models, const InputRef& ref,
                          const std::vector<int64_t>& job_shape, std::optional<DType> load_dtype)
-    : job_shape_(job_shape) {
+    : job_shape_(job_shape), real_shape_(job_shape) {
   const ModelDir& model = models.at(ref.model);
   TensorRef t = model.get(ref.tensor);
   file_ = t.file;
   info_ = t.info;
-  if (!rectified_ok(job_shape, info_->shape))
+  if (ref.real_rows >= 0 && job_shape.size() == 2 && ref.real_rows < job_shape[0]) {
+    real_shape_[0] = ref.real_rows;
+    pad_ = std::make_unique<Padding>();
+  }
+  if (!rectified_ok(real_shape_, info_->shape))
     fail(ErrorKind::Input, "{}: tensor {} has shape {}, cannot be read as {}", model.ref(),
          ref.tensor, shape_str(info_->shape), shape_str(job_shape));
   round_to_ = effective_rounding(load_dtype, info_->dtype);
@@ -53,8 +57,8 @@ InputReader::~InputReader() {
   if (fd_ >= 0) ::close(fd_);
 }
 InputReader::InputReader(InputReader&& o) noexcept
-    : file_(o.file_), info_(o.info_), job_shape_(std::move(o.job_shape_)),
-      round_to_(o.round_to_), fd_(std::exchange(o.fd_, -1)) {}
+    : file_(o.file_), info_(o.info_), job_shape_(std::move(o.job_shape_)), real_shape_(std::move(o.real_shape_)),
+      pad_(std::move(o.pad_)), round_to_(o.round_to_), fd_(std::exchange(o.fd_, -1)) {}
 
 uint64_t InputReader::read_raw(uint64_t begin, uint64_t count, uint8_t* dst) const {
   const uint64_t isz = dtype_size(info_->dtype);
@@ -84,7 +88,45 @@ void InputReader::pread_f32(uint64_t first, uint64_t count, float* dst,
 
 uint64_t InputReader::read(uint64_t begin, uint64_t count, float* dst,
                            std::vector<ReadSegment>& segments, std::vector<uint8_t>& scratch) const {
-  read_segments(job_shape_, info_->shape, begin, count, segments);
+  if (!pad_) {
+    read_real(begin, count, dst, segments, scratch);
+    return count * dtype_size(info_->dtype);
+  }
+  const uint64_t cols = static_cast<uint64_t>(real_shape_[1]);
+  const uint64_t real_end = static_cast<uint64_t>(real_shape_[0]) * cols;
+  const uint64_t n_real = begin < real_end ? std::min(count, real_end - begin) : 0;
+  if (n_real > 0) read_real(begin, n_real, dst, segments, scratch);
+  if (n_real < count) {
+    const std::vector<float>& mean = mean_row();
+    for (uint64_t e = begin + n_real; e < begin + count; ++e) dst[e - begin] = mean[e % cols];
+  }
+  return n_real * dtype_size(info_->dtype);
+}
+
+const std::vector<float>& InputReader::mean_row() const {
+  std::call_once(pad_->once, [this] {
+    const uint64_t rows = static_cast<uint64_t>(real_shape_[0]), cols = static_cast<uint64_t>(real_shape_[1]);
+    std::vector<double> sum(cols, 0.0);
+    const uint64_t step = std::max<uint64_t>(1, (uint64_t{1} << 20) / std::max<uint64_t>(cols, 1));
+    std::vector<float> buf(step * cols);
+    std::vector<ReadSegment> segments;
+    std::vector<uint8_t> scratch;
+    for (uint64_t r = 0; r < rows; r += step) {
+      const uint64_t n = std::min(step, rows - r);
+      read_real(r * cols, n * cols, buf.data(), segments, scratch);
+      for (uint64_t i = 0; i < n; ++i)
+        for (uint64_t c = 0; c < cols; ++c) sum[c] += buf[i * cols + c];
+    }
+    pad_->mean.resize(cols);
+    for (uint64_t c = 0; c < cols; ++c)
+      pad_->mean[c] = rows ? static_cast<float>(sum[c] / static_cast<double>(rows)) : 0.0f;
+  });
+  return pad_->mean;
+}
+
+void InputReader::read_real(uint64_t begin, uint64_t count, float* dst, std::vector<ReadSegment>& segments,
+                            std::vector<uint8_t>& scratch) const {
+  read_segments(real_shape_, info_->shape, begin, count, segments);
   if (fd_ >= 0) {
     for (const auto& s : segments) pread_f32(s.stored_first, s.count, dst + s.dst, scratch);
     segments.clear();  // nothing mapped: nothing to release
@@ -104,7 +146,6 @@ uint64_t InputReader::read(uint64_t begin, uint64_t count, float* dst,
     uint64_t last = segments.back().stored_first + segments.back().count;
     release_with_fault_around(first, last);
   }
-  return count * dtype_size(info_->dtype);
 }
 
 // The kernel's fault-around maps up to a 64 KiB aligned window around each faulting

@@ -1,9 +1,12 @@
 // Reads one chunk of one job input into an f32 buffer: resolves the stored tensor,
-// follows rectified (top-left) layouts, applies the recipe's load-dtype rounding. Bytes
+// follows rectified (top-left) layouts, applies the recipe's load-dtype rounding, and
+// presents padded embedding rows (tokenizer.pad_to_multiple_of) as the mean real row. Bytes
 // come by pread (offsets from the validated SafetensorsFile header), so nothing stays
 // mapped and RSS is bounded by the chunks in flight.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -33,16 +36,28 @@ class InputReader {
   // For inputs kept in memory across passes (exec/scheduler.cc): true when the stored
   // tensor is read as is (same shape, no load-dtype rounding), so that its raw bytes
   // converted with to_f32 are exactly what read() gives.
-  bool reads_raw() const { return info_->shape == job_shape_ && !round_to_ && fd_ >= 0; }
+  bool reads_raw() const { return info_->shape == job_shape_ && !round_to_ && fd_ >= 0 && !pad_; }
   // Stored bytes of elements [begin, begin+count) into dst (reads_raw() inputs only).
   uint64_t read_raw(uint64_t begin, uint64_t count, uint8_t* dst) const;
 
  private:
   void release_with_fault_around(uint64_t first, uint64_t last) const;
+  // Job elements [begin, begin+count) of the real (stored) rows.
+  void read_real(uint64_t begin, uint64_t count, float* dst, std::vector<ReadSegment>& segments,
+                 std::vector<uint8_t>& scratch) const;
+  const std::vector<float>& mean_row() const;
   void pread_f32(uint64_t first, uint64_t count, float* dst, std::vector<uint8_t>& raw) const;
   const SafetensorsFile* file_;
   const TensorInfo* info_;
   std::vector<int64_t> job_shape_;
+  std::vector<int64_t> real_shape_;  // job_shape_ without the padding rows
+  // tokenizer.pad_to_multiple_of: rows >= real_shape_[0] are the mean of the real rows,
+  // computed (f64 sums in row order, rounded once) when first needed.
+  struct Padding {
+    std::once_flag once;
+    std::vector<float> mean;
+  };
+  std::unique_ptr<Padding> pad_;
   std::optional<DType> round_to_;  // set when rounding changes values
   int fd_ = -1;                     // own descriptor for pread (see pread_f32)
 };

@@ -62,6 +62,8 @@ nlohmann::json make_output_config(const OutputConfigInputs& in,
                                    cfg["vocab_size"].get<int64_t>(), in.embedding_rows));
     cfg["vocab_size"] = in.embedding_rows;
   }
+  // Padded embeddings: vocab_size is the padded row count, as mergekit writes it.
+  if (in.padded_rows > 0 && cfg.is_object()) cfg["vocab_size"] = in.padded_rows;
   return cfg;
 }
 

@@ -23,6 +23,7 @@ struct OutputConfigInputs {
   bool slices = false;               // slices: form (layer count is rewritten)
   std::vector<OutputLayers> layers;  // one per output slice
   int64_t embedding_rows = 0;        // rows of rectified embeddings, 0 if none
+  int64_t padded_rows = 0;           // rows after tokenizer.pad_to_multiple_of, 0 if not set
   bool head_written = false;         // an lm_head tensor is written
 };
 

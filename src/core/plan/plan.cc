@@ -319,16 +319,16 @@ class Planner {
       }
     }
     std::vector<int64_t> shape = job_shape(slice, out_name, embedding, cands);
-    if (embedding && shape.size() == 2 && recipe_.tokenizer &&
-        recipe_.tokenizer->pad_to_multiple_of &&
-        shape[0] % *recipe_.tokenizer->pad_to_multiple_of != 0) {
-      // Padding needs new rows (mergekit fills them with the mean row); not implemented.
-      throw Error(
-          ErrorKind::Recipe,
-          fmt::format("{}tokenizer.pad_to_multiple_of: {} has {} rows, not a multiple of {}; "
-                      "padding embeddings is not supported yet",
-                      recipe_.where(recipe_.tokenizer_line), out_name, shape[0],
-                      *recipe_.tokenizer->pad_to_multiple_of));
+    // tokenizer.pad_to_multiple_of: rows up to the next multiple, each the mean of the
+    // input's real rows (§4 step 4).
+    int64_t real_rows = -1;
+    if (embedding && shape.size() == 2 && recipe_.tokenizer && recipe_.tokenizer->pad_to_multiple_of) {
+      const int64_t m = *recipe_.tokenizer->pad_to_multiple_of;
+      if (shape[0] % m != 0) {
+        real_rows = shape[0];
+        shape[0] = (shape[0] + m - 1) / m * m;
+      }
+      if (padded_rows_ == 0 || is_pre_tensor_name(out_name)) padded_rows_ = shape[0];
     }
 
     PlannedTensor pt;
@@ -344,7 +344,7 @@ class Planner {
       if (static_cast<int>(c.source) == slice.base)
         job.base = static_cast<int>(job.input_labels.size());
       job.input_labels.push_back(src.ref);
-      pt.inputs.push_back({src.model, c.stored_name, c.ref.info->shape, c.ref.info->dtype});
+      pt.inputs.push_back({src.model, c.stored_name, c.ref.info->shape, c.ref.info->dtype, real_rows});
       params.push_back(
           {src.params, c.input_name, src.ref, src.line, static_cast<int>(c.source) == slice.base});
     }
@@ -423,6 +423,7 @@ class Planner {
       in.layers.push_back({&model(ref.model).config(), ref.ref, ref.begin, s.length});
     }
     in.embedding_rows = embedding_rows_;
+    in.padded_rows = padded_rows_;
     for (const PlannedTensor& t : plan_.tensors) in.head_written |= is_output_head_name(t.job.name);
     plan_.output_config = make_output_config(in, plan_.warnings);
   }
@@ -450,6 +451,7 @@ class Planner {
   size_t template_ = 0;
   std::optional<size_t> vocab_model_;
   int64_t embedding_rows_ = 0;
+  int64_t padded_rows_ = 0;  // embedding rows after tokenizer.pad_to_multiple_of
   std::map<size_t, int> layer_count_;
   std::map<size_t, std::map<int, std::vector<std::string>>> layer_names_;
   std::map<std::string, std::pair<int, std::string>> dropped_;  // ref -> (count, example)

@@ -38,6 +38,9 @@ struct InputRef {
   std::string tensor;
   std::vector<int64_t> stored_shape;
   DType dtype = DType::F32;
+  // tokenizer.pad_to_multiple_of (METHODS.md §4 step 4): the job's rows from this one on
+  // are padding, each the mean of this input's rows [0, real_rows). -1: no padding.
+  int64_t real_rows = -1;
 };
 
 struct PlannedTensor {

@@ -501,10 +501,17 @@ TEST(Plan, TokenizerSourceChoosesDonorAndVocabulary) {
   plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 +
             "\nparameters: {weight: 1}\n"
             "tokenizer:\n  source: base\n  pad_to_multiple_of: 16\n");
-  expect_error("merge_method: linear\nmodels:\n  - model: " + m.m1 +
-                   "\nparameters: {weight: 1}\n"
-                   "tokenizer:\n  source: base\n  pad_to_multiple_of: 64\n",
-               ErrorKind::Recipe, "<string>:5: tokenizer.pad_to_multiple_of: ");
+  // Otherwise the embeddings grow to the next multiple; the extra rows are padding (the
+  // readers fill them with the mean real row), and vocab_size follows.
+  MergePlan padded = plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 +
+                               "\nparameters: {weight: 1}\n"
+                               "tokenizer:\n  source: base\n  pad_to_multiple_of: 48\n");
+  const PlannedTensor& embed = find(padded, "model.embed_tokens.weight");
+  EXPECT_EQ(embed.job.shape, (std::vector<int64_t>{48, 4}));
+  ASSERT_FALSE(embed.inputs.empty());
+  EXPECT_EQ(embed.inputs[0].real_rows, 32);
+  EXPECT_EQ(find(padded, "lm_head.weight").job.shape, (std::vector<int64_t>{48, 4}));
+  EXPECT_EQ(padded.output_config["vocab_size"], 48);
 }
 
 TEST(Plan, ArchitectureMismatchNeedsAllowCrimes) {
