@@ -151,8 +151,9 @@ void TopSelector::init() {
     stage_ = kCand;
     return;
   }
-  if (hist_.empty()) hist_.assign(32768, 0);
-  if (low_.empty()) low_.assign(32768, 0);
+  // hist_ / low_ are sized in gather(): mergers are also built only to validate a plan
+  // and estimate its memory, and 512 KiB of zeroed pages per selector was most of a ties
+  // merge's page faults.
 }
 
 int TopSelector::passes_left() const {
@@ -297,6 +298,8 @@ void TopSelector::record_window(const Local& local) {
 // Sums the pooled first-pass histograms into hist_ / low_ (once) and gives them back,
 // zeroed, for the next tensor.
 void TopSelector::gather() {
+  if (hist_.size() != 32768) hist_.assign(32768, 0);
+  if (low_.size() != 32768) low_.assign(32768, 0);
   if (pool_.empty()) return;
   for (auto& p : pool_) {
     uint64_t* h = p->data();
