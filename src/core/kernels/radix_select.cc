@@ -224,14 +224,15 @@ void TopSelector::borrow(Local& local) {
     local.pooled = idle_.back();
     idle_.pop_back();
     local.fresh = false;
-    local.before.resize(win_hi_ - win_lo_ + 1);
-    for (uint32_t b = win_lo_; b <= win_hi_; ++b) local.before[b - win_lo_] = bin_total(local.pooled->data(), b);
+    local.before = window_bins(local.pooled->data());
+    if (follower_) local.follower_before = follower_->window_bins(local.pooled->data());
     return;
   }
   pool_.push_back(take_zeroed_histogram());
   local.pooled = pool_.back().get();
   local.fresh = true;
   local.before.clear();
+  local.follower_before.clear();
 }
 
 void TopSelector::commit(Local& local) {
@@ -241,7 +242,11 @@ void TopSelector::commit(Local& local) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (local.pooled) {
-    if (!values_only_) record_window(local);
+    if (!values_only_) record_window(local, local.before);
+    if (follower_) {
+      std::lock_guard<std::mutex> follower_lock(follower_->mu_);
+      follower_->record_window(local, local.follower_before);
+    }
     idle_.push_back(local.pooled);
     local.pooled = nullptr;
   }
@@ -254,7 +259,17 @@ void TopSelector::commit(Local& local) {
 
 // The first commit picks the window: the bins holding ranks m/n +- 5 % of its own keys
 // (plus 2 bins each side, at most 4096 bins); every commit keeps its counts of them.
-void TopSelector::record_window(const Local& local) {
+std::vector<uint64_t> TopSelector::window_bins(const uint64_t* h) const {
+  std::vector<uint64_t> v;
+  if (!win_set_) return v;
+  v.resize(win_hi_ - win_lo_ + 1);
+  for (uint32_t b = win_lo_; b <= win_hi_; ++b) v[b - win_lo_] = bin_total(h, b);
+  return v;
+}
+
+void TopSelector::follow(TopSelector& leader) { leader.follower_ = this; }
+
+void TopSelector::record_window(const Local& local, const std::vector<uint64_t>& before) {
   const uint64_t* h = local.pooled->data();
   if (!win_set_) {
     if (!local.fresh) return;
@@ -281,7 +296,7 @@ void TopSelector::record_window(const Local& local) {
     win_hi_ = static_cast<uint32_t>(top);
     win_set_ = true;
   }
-  if (!local.fresh && local.before.size() != win_hi_ - win_lo_ + 1) {
+  if (!local.fresh && before.size() != win_hi_ - win_lo_ + 1) {
     win_complete_ = false;  // borrowed before the window was known: no baseline
     return;
   }
@@ -289,7 +304,7 @@ void TopSelector::record_window(const Local& local) {
   std::vector<uint32_t> counts(win_hi_ - win_lo_ + 1);
   for (uint32_t b = win_lo_; b <= win_hi_; ++b) {
     uint64_t v = bin_total(h, b);
-    if (!local.fresh) v -= local.before[b - win_lo_];
+    if (!local.fresh) v -= before[b - win_lo_];
     counts[b - win_lo_] = static_cast<uint32_t>((v & 0xffffffffu) - (v >> 32));
   }
   win_counts_.emplace_back(local.first_block, std::move(counts));

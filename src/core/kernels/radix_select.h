@@ -91,6 +91,7 @@ class TopSelector {
     std::vector<uint64_t>* pooled = nullptr;  // kHi: borrowed histogram
     bool fresh = false;                       // the borrowed histogram was all zero
     std::vector<uint64_t> before;             // its window bins when borrowed
+    std::vector<uint64_t> follower_before;    // the same for the follower's window
     std::vector<uint64_t> hist;               // kLo
     std::vector<uint64_t> cand;
     std::vector<uint64_t> scratch;  // branch-free compaction buffer (kCand)
@@ -106,6 +107,10 @@ class TopSelector {
   // Takes the first-pass histogram of another selector over the same keys (both still in
   // kHi, before finish_pass): breadcrumbs' two cuts then histogram the data once.
   void share_histogram_from(TopSelector& other);
+  // Makes this selector (over the same keys, observing nothing in the first pass) record
+  // its own window counts from `leader`'s first-pass histograms, so that after
+  // share_histogram_from(leader) it too decides in one pass. One follower per leader.
+  void follow(TopSelector& leader);
   void finish_pass();
 
   const TopCut& cut() const { return cut_; }
@@ -121,7 +126,8 @@ class TopSelector {
   void resolve_lo();
   void after_threshold(uint64_t equal);
   void borrow(Local& local);
-  void record_window(const Local& local);
+  void record_window(const Local& local, const std::vector<uint64_t>& before);
+  std::vector<uint64_t> window_bins(const uint64_t* hist) const;
   void gather();
   bool ranks_from_window(uint32_t bin);
 
@@ -142,6 +148,7 @@ class TopSelector {
   // First-pass window (record_window): bins [win_lo_, win_hi_], and per commit its first
   // block and the counts of those bins.
   bool win_set_ = false, win_complete_ = true;
+  TopSelector* follower_ = nullptr;
   uint32_t win_lo_ = 0, win_hi_ = 0;
   std::vector<std::pair<uint64_t, std::vector<uint32_t>>> win_counts_;
   std::vector<uint64_t> eq_before_;  // per block counts, then exclusive prefix sums

@@ -73,7 +73,9 @@ TEST(RadixSelect, ThresholdEqualsNthElement) {
     select_streaming(keys, m, 4096, false, rng, &cut, trial % 4 == 1, trial % 4 != 3);
     std::vector<uint32_t> copy = keys;
     std::nth_element(copy.begin(), copy.begin() + (m - 1), copy.end(), std::greater<>());
-    if (m < n) EXPECT_EQ(cut.threshold, copy[m - 1]) << "n=" << n << " m=" << m;
+    if (m < n) {
+      EXPECT_EQ(cut.threshold, copy[m - 1]) << "n=" << n << " m=" << m;
+    }
   }
 }
 
@@ -103,6 +105,42 @@ TEST(RadixSelect, SelectedSetBreaksTiesByLowerIndex) {
     ASSERT_EQ(small, want) << "trial " << trial << " n=" << n << " m=" << m << " small-tensor path";
     auto got = select_streaming(keys, m, block, false, rng);
     EXPECT_EQ(std::accumulate(got.begin(), got.end(), uint64_t{0}), m);
+  }
+}
+
+TEST(RadixSelect, FollowerDecidesFromTheLeadersPass) {
+  // breadcrumbs: two cuts over the same keys, histogrammed once by the leader. With
+  // bf16-like keys both decide in that one pass (the follower from its own window
+  // counts), and both select exactly the reference sets.
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0, 1);
+  const uint64_t n = 200000, block = 65536, blocks = (n + block - 1) / block;
+  std::vector<uint32_t> keys(n);
+  for (auto& k : keys) k = abs_key(nd(rng)) & 0xfff00000u;
+  const uint64_t m_keep = 150000, m_drop = 2000;
+  TopSelector keep(n, m_keep, blocks, false, false), drop(n, m_drop, blocks, false, false);
+  drop.follow(keep);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    TopSelector::Local l;
+    const uint64_t first = b * block, cnt = std::min(block, n - first);
+    keep.observe(l, b, first, keys.data() + first, cnt);
+    keep.commit(l);
+  }
+  drop.share_histogram_from(keep);
+  keep.finish_pass();
+  drop.finish_pass();
+  ASSERT_EQ(keep.stage(), TopSelector::kDone);
+  ASSERT_EQ(drop.stage(), TopSelector::kDone);
+  for (auto [sel, m] : {std::pair<TopSelector*, uint64_t>{&keep, m_keep}, {&drop, m_drop}}) {
+    std::vector<uint8_t> got(n);
+    std::vector<float> mask(block);
+    for (uint64_t b = 0; b < blocks; ++b) {
+      uint64_t rank = sel->equal_before(b);
+      const uint64_t first = b * block, cnt = std::min(block, n - first);
+      apply_top_cut(sel->cut(), first, keys.data() + first, cnt, &rank, mask.data());
+      for (uint64_t i = 0; i < cnt; ++i) got[first + i] = mask[i] != 0.0f;
+    }
+    EXPECT_EQ(got, select_reference(keys, m)) << "m=" << m;
   }
 }
 

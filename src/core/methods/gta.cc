@@ -217,6 +217,7 @@ class GtaMerger final : public TensorMerger {
               kind_.name, job_.name, n_));
         m.keep_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(N_ - n_bot), blocks, true, false);
         m.drop_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(n_top), blocks, true, false);
+        if (shares_first_pass(m)) m.drop_top->follow(*m.keep_top);
         break;
       }
       case Sparsifier::Random:
