@@ -77,16 +77,17 @@ uint64_t fit_memory(const MergePlan& plan, ExecOptions o, uint64_t limit) {
 }
 
 // Rough time from the input bytes at per-thread rates measured on the 2-core development
-// machine (docs/merge.md, Qwen2-0.5B, warm page cache): element-wise methods ~5 GB/s per
-// thread, methods with statistics passes ~0.6, della ~0.2.
+// machine (docs/merge.md, Qwen2-0.5B, warm page cache, 20:38 run): element-wise methods
+// ~5 GB/s per thread, methods with statistics passes ~1.2 (ties, dare_ties, breadcrumbs,
+// model_stock: 2.3-3.3 GB/s on 2 threads), della ~0.4.
 double estimated_seconds(const MergePlan& plan, int threads) {
   double seconds = 0;
   for (const auto& pt : plan.tensors) {
     if (!pt.method) continue;
     const std::string_view m = pt.method->name();
     double rate = 5e9;
-    if (m == "della" || m == "della_linear") rate = 0.2e9;
-    else if (pt.method->create(pt.job)->stat_passes() > 0) rate = 0.6e9;
+    if (m == "della" || m == "della_linear") rate = 0.4e9;
+    else if (pt.method->create(pt.job)->stat_passes() > 0) rate = 1.2e9;
     seconds += double(merge_input_bytes(pt)) / rate;
   }
   return seconds / std::max(1, threads);
