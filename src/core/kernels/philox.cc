@@ -150,6 +150,11 @@ __attribute__((target("avx2"))) static void philox_groups_avx2(uint64_t key, uin
 // AVX2 kernel's width on CPUs with full 512-bit units. Same integer operations, so the
 // same bits.
 constexpr size_t kWideGroups = 2 * kLanes;
+// GCC 12's avx512fintrin.h builds its results from _mm512_undefined_*() and warns
+// -Wuninitialized about itself when inlined here (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 __attribute__((target("avx512f"))) static void philox_groups_avx512(uint64_t key, uint32_t model, uint64_t g0,
                                                                     float* out) {
   constexpr int V = kWideGroups / 8;
@@ -195,6 +200,7 @@ __attribute__((target("avx512f"))) static void philox_groups_avx512(uint64_t key
     _mm512_storeu_ps(out + 32 * v + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 8)), scale));
   }
 }
+#pragma GCC diagnostic pop
 
 static bool have_avx2() {
   static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
