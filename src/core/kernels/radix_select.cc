@@ -45,42 +45,28 @@ uint64_t bin_total(const uint64_t* h, uint32_t b) {
 
 // Four sub-histograms, element i into table i % 4: a run of keys in one bin then updates
 // four counters in turn instead of waiting on one store-to-load chain (0.33 vs 0.46 ns a
-// key on bf16 task vectors). The tables are summed when read.
-#define AMALGAM_HIST_ADD(h, k) (h)[(k) >> 16] += 1 + (static_cast<uint64_t>(((k) & 0xffffu) != 0) << 32)
-
-AMALGAM_SIMD_CLONES void key_histogram_hi(const uint32_t* keys, size_t n, uint64_t* hist) {
-  uint64_t* h1 = hist + 32768;
-  uint64_t* h2 = hist + 2 * 32768;
-  uint64_t* h3 = hist + 3 * 32768;
+// key on bf16 task vectors). The tables are summed when read. key_at(i) gives key i.
+template <class KeyAt>
+inline __attribute__((always_inline)) void histogram_hi4(size_t n, uint64_t* hist, KeyAt key_at) {
+  const auto add = [](uint64_t* h, uint32_t k) { h[k >> 16] += 1 + (static_cast<uint64_t>((k & 0xffffu) != 0) << 32); };
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
-    AMALGAM_HIST_ADD(hist, keys[i]);
-    AMALGAM_HIST_ADD(h1, keys[i + 1]);
-    AMALGAM_HIST_ADD(h2, keys[i + 2]);
-    AMALGAM_HIST_ADD(h3, keys[i + 3]);
+    const uint32_t k0 = key_at(i), k1 = key_at(i + 1), k2 = key_at(i + 2), k3 = key_at(i + 3);
+    add(hist, k0);
+    add(hist + 32768, k1);
+    add(hist + 2 * 32768, k2);
+    add(hist + 3 * 32768, k3);
   }
-  for (; i < n; ++i) AMALGAM_HIST_ADD(hist, keys[i]);
+  for (; i < n; ++i) add(hist, key_at(i));
+}
+
+AMALGAM_SIMD_CLONES void key_histogram_hi(const uint32_t* keys, size_t n, uint64_t* hist) {
+  histogram_hi4(n, hist, [keys](size_t i) { return keys[i]; });
 }
 
 AMALGAM_SIMD_CLONES void delta_histogram_hi(const float* x, const float* b, size_t n, uint64_t* hist) {
-  uint64_t* h1 = hist + 32768;
-  uint64_t* h2 = hist + 2 * 32768;
-  uint64_t* h3 = hist + 3 * 32768;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const uint32_t k0 = abs_key(x[i] - b[i]), k1 = abs_key(x[i + 1] - b[i + 1]);
-    const uint32_t k2 = abs_key(x[i + 2] - b[i + 2]), k3 = abs_key(x[i + 3] - b[i + 3]);
-    AMALGAM_HIST_ADD(hist, k0);
-    AMALGAM_HIST_ADD(h1, k1);
-    AMALGAM_HIST_ADD(h2, k2);
-    AMALGAM_HIST_ADD(h3, k3);
-  }
-  for (; i < n; ++i) {
-    const uint32_t k = abs_key(x[i] - b[i]);
-    AMALGAM_HIST_ADD(hist, k);
-  }
+  histogram_hi4(n, hist, [x, b](size_t i) { return abs_key(x[i] - b[i]); });
 }
-#undef AMALGAM_HIST_ADD
 
 void key_histogram_lo(const uint32_t* keys, size_t n, uint32_t hi, uint64_t* hist) {
   for (size_t i = 0; i < n; ++i)
@@ -257,8 +243,7 @@ void TopSelector::commit(Local& local) {
   local.first_block = ~uint64_t{0};
 }
 
-// The first commit picks the window: the bins holding ranks m/n +- 5 % of its own keys
-// (plus 2 bins each side, at most 4096 bins); every commit keeps its counts of them.
+// The window bins of one first-pass histogram (empty until the window is chosen).
 std::vector<uint64_t> TopSelector::window_bins(const uint64_t* h) const {
   std::vector<uint64_t> v;
   if (!win_set_) return v;
@@ -269,6 +254,9 @@ std::vector<uint64_t> TopSelector::window_bins(const uint64_t* h) const {
 
 void TopSelector::follow(TopSelector& leader) { leader.follower_ = this; }
 
+// The first commit picks the window: the bins holding ranks m/n +- 5 % of its own keys
+// (plus 2 bins each side, at most 4096 bins); every commit keeps its counts of them,
+// taken by difference from `before` when the histogram was not fresh.
 void TopSelector::record_window(const Local& local, const std::vector<uint64_t>& before) {
   const uint64_t* h = local.pooled->data();
   if (!win_set_) {

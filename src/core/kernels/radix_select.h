@@ -20,8 +20,9 @@
 // So 1 pass when the first pass decides (bf16-sourced keys, B inside the window, or no
 // cut through B), 2 in general, 3 in the fallback. Callers carry the rank counter
 // across the blocks of a chunk: equal_before() is exact at the first block of every
-// chunk of the statistics passes (the executor cuts every pass the same way). No tie handling is needed when T's value is 0 and the caller said zeros
-// are neutral, nor for value-only queries (quantiles).
+// chunk of the statistics passes (the executor cuts every pass the same way). No tie
+// handling is needed when T's value is 0 and the caller said zeros are neutral, nor for
+// value-only queries (quantiles).
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -85,13 +85,13 @@ class GtaMerger final : public TensorMerger {
       models_.push_back(std::move(m));
     }
     weight_sum_ = static_cast<float>(std::fabs(wsum) < 1e-8 ? 1.0 : wsum);
-    size_t random_masks = 0;
+    size_t stored_masks = 0;
     for (auto& m : models_) {
       any_select_ |= m.keep_top != nullptr;
       any_sparsified_ |= m.sparsified;
-      random_masks += !m.sum_all.empty() && stores_masks() && !m.zero;
+      stored_masks += !m.sum_all.empty() && stores_masks() && !m.zero;
     }
-    if (random_masks > 0 && random_masks * ((n_ + 63) / 64) * 8 <= kMaskBudget) {
+    if (stored_masks > 0 && stored_masks * ((n_ + 63) / 64) * 8 <= kMaskBudget) {
       for (auto& m : models_) m.stores_mask = !m.sum_all.empty() && !m.zero;
     }
   }
@@ -143,8 +143,6 @@ class GtaMerger final : public TensorMerger {
  private:
   // DELLA's masks cost a row sort and a draw per element: stored between the passes.
   // DARE's draw alone is cheaper than packing and unpacking bits (measured), so redrawn.
-  // DARE's masks do not look at magnitudes.
-  bool needs_keys() const { return kind_.sparsifier != Sparsifier::Random; }
   bool stores_masks() const { return kind_.sparsifier == Sparsifier::Della; }
   static void store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n);
   static void load_mask(const ModelState& m, uint64_t g, size_t n, float* mask);
@@ -236,11 +234,13 @@ class GtaMerger final : public TensorMerger {
     m.sparsified = true;
   }
 
-  // delta = X - B for elements [off, off + n) of the chunk.
-  static void load_delta(const Chunk& c, size_t input, size_t base, uint64_t off, size_t n, float* d) {
-    const float* x = c.inputs[input] + off;
-    const float* b = c.inputs[base] + off;
-    for (size_t i = 0; i < n; ++i) d[i] = x[i] - b[i];
+  // d = x - b, and the magnitude keys of d for the sparsifiers that rank (DARE's random
+  // masks do not look at magnitudes).
+  void task_vector(const float* x, const float* b, size_t n, float* d, uint32_t* keys) const {
+    if (kind_.sparsifier == Sparsifier::Random)
+      delta_only(x, b, n, d);
+    else
+      delta_keys(x, b, n, d, keys);
   }
 
   // Rank counters of the tie-cut selections, per block.
@@ -448,10 +448,7 @@ void GtaMerger::accumulate_rescale(const Chunk& chunk) {
       for (uint64_t t = 0; t < count; t += unit_) {
         size_t n = std::min<uint64_t>(unit_, count - t);
         uint64_t off = first - chunk.begin + t;
-        if (needs_keys())
-          delta_keys(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
-        else
-          delta_only(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data());
+        task_vector(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
         compute_mask(m, first + t, d.data(), n, r, mask.data(), keys.data(), tmp.data());
         if (m.kept_bits) store_mask(m, first + t, mask.data(), n);
         a += sum_abs_f64(d.data(), n);
@@ -506,10 +503,7 @@ void GtaMerger::merge(const Chunk& chunk, float* out) const {
           ranks[k].keep += masked_delta(chunk.inputs[m.input] + off, b, n, cut.threshold, with_equal, m.scale,
                                         m.weight, e);
         } else if (m.sparsified) {
-          if (needs_keys())
-            delta_keys(chunk.inputs[m.input] + off, b, n, e, keys.data());
-          else
-            delta_only(chunk.inputs[m.input] + off, b, n, e);
+          task_vector(chunk.inputs[m.input] + off, b, n, e, keys.data());
           compute_mask(m, first + t, e, n, ranks[k], mask.data(), keys.data(), tmp.data());
           weigh(e, mask.data(), m.scale, m.weight, n);
         } else {
