@@ -103,10 +103,20 @@ inline void write_model(const std::string& dir, const ModelSpec& s) {
   write_text(fs::path(dir) / "generation_config.json", "{\"do_sample\": false}\n");
 }
 
-// A fresh scratch directory for one test.
+// A fresh scratch directory for one test, under a per-process directory that is removed
+// when the test process exits (ctest runs each test in its own process; without this every
+// run left its models behind in /tmp).
 inline std::string scratch_dir(const std::string& name) {
   namespace fs = std::filesystem;
-  fs::path p = fs::path(testing::TempDir()) / ("amalgam_exec_" + std::to_string(getpid())) / name;
+  struct ProcessDir {
+    fs::path path = fs::path(testing::TempDir()) / ("amalgam_exec_" + std::to_string(getpid()));
+    ~ProcessDir() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  };
+  static ProcessDir root;
+  fs::path p = root.path / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
