@@ -5,7 +5,7 @@
 #pragma once
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define AMALGAM_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define AMALGAM_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define AMALGAM_SIMD_CLONES
 #endif
