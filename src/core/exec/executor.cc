@@ -74,7 +74,7 @@ std::vector<std::string> write_side_files(const MergePlan& plan, const ModelSet&
 
 MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options) {
   const uint64_t threads = static_cast<uint64_t>(std::max(1, options.threads));
-  uint64_t per_worker = 0, metadata = 0, resident = 0, held = 0;
+  uint64_t per_worker = 0, metadata = 0, resident = 0, held = 0, out_chunk = 0;
   for (const auto& pt : plan.tensors) {
     metadata += 512 + pt.job.name.size() * (pt.inputs.size() + 2);
     if (!pt.method) continue;
@@ -89,13 +89,16 @@ MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options
     uint64_t bytes = c * (4 * (n + 1) + dtype_size(pt.out_dtype) + 2 + stored) +
                      n * kFaultAroundBytes;
     per_worker = std::max(per_worker, bytes);
+    out_chunk = std::max(out_chunk, c * dtype_size(pt.out_dtype));
     // Multi-pass tensors that fit resident_bytes keep their stored inputs in memory.
     const uint64_t whole = merge_input_bytes(pt);
     if (merger->stat_passes() > 0 && whole <= options.resident_bytes) resident = std::max(resident, whole);
     held = std::max(held, merger->held_bytes());
   }
-  // Up to threads + 1 tensors are in flight at once (exec/scheduler.h).
-  return {kBaselineBytes + metadata + threads * per_worker + (threads + 1) * (resident + held)};
+  // Up to threads + 1 tensors are in flight at once (exec/scheduler.h), and a few output
+  // chunks wait for the writer thread.
+  return {kBaselineBytes + metadata + threads * per_worker + (threads + 1) * (resident + held) +
+          kPendingWrites * out_chunk};
 }
 
 ExecResult execute_plan(const MergePlan& plan, const ModelSet& models, const Recipe& recipe,

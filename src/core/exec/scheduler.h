@@ -16,13 +16,15 @@ namespace amalgam {
 // Multi-pass tensors (ties, breadcrumbs, della, ...) whose stored inputs fit in this many
 // bytes keep them in memory between passes; up to threads + 1 tensors are in flight.
 inline constexpr uint64_t kResidentBytes = uint64_t{64} << 20;
+// Output chunks that may wait for the writer thread (plus one being written).
+inline constexpr uint64_t kPendingWrites = 5;
 
 struct ScheduleOptions {
   int threads = 1;
   uint64_t chunk_elements = 1 << 16;
   uint64_t resident_bytes = kResidentBytes;  // 0: re-read the inputs in every pass
-  // Called concurrently from the workers for each finished output chunk (disjoint
-  // ranges, any order): (tensor index, first element, element count, bytes in out dtype).
+  // Called from one writer thread for each finished output chunk (disjoint ranges, any
+  // order): (tensor index, first element, element count, bytes in out dtype).
   std::function<void(size_t, uint64_t, uint64_t, const void*)> write;
   // Called from the calling thread every ~200 ms and once at the end.
   std::function<void(size_t tensors_done, uint64_t input_bytes_done)> progress;
