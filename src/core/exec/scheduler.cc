@@ -35,6 +35,7 @@ struct TensorTask {
   std::vector<std::vector<uint8_t>> resident;
   size_t next = 0, done = 0;
   bool finishing = false;     // finish_pass() running: hand out no chunks meanwhile
+  std::once_flag sampled;     // the merger's sample (before the first chunk of pass 0)
 };
 
 // Per-worker scratch; grows to the largest chunk it sees and is then reused.
@@ -233,6 +234,8 @@ class Scheduler {
     if (merging && buf.bytes.size() < range.count * osz) buf.bytes.resize(range.count * osz);
     buf.ptrs.resize(n);
     uint64_t read = 0;
+    // Workers reaching the tensor's first chunks meanwhile wait here for the sample.
+    if (pass == 0) std::call_once(task.sampled, [&] { read += take_sample(task, buf); });
     for (uint64_t at = 0; at < range.count; at += block) {
       const uint64_t cnt = std::min(block, range.count - at);
       for (size_t i = 0; i < n; ++i) {
@@ -259,6 +262,26 @@ class Scheduler {
       from_f32(pt.out_dtype, out, buf.bytes.data() + at * osz, cnt);
     }
     if (merging && opt_.write) queue_write(task.index, range, buf.bytes);
+    return read;
+  }
+
+  // The merger's sample (methods/method.h): pieces spread over the tensor, read into the
+  // worker's input buffers before the first pass.
+  uint64_t take_sample(TensorTask& task, WorkerBuffers& buf) {
+    const uint64_t want = task.merger->sample_elements();
+    if (want == 0) return 0;
+    const size_t n = task.inputs.size();
+    uint64_t read = 0;
+    for (const auto& [begin, count] : sample_pieces(shape_numel(task.planned->job.shape), want)) {
+      if (buf.in.size() < n * count) buf.in.resize(n * count);
+      for (size_t i = 0; i < n; ++i) {
+        float* dst = buf.in.data() + i * count;
+        read += task.inputs[i].read(begin, count, dst, buf.segments, buf.scratch);
+        buf.ptrs[i] = dst;
+      }
+      task.merger->observe_sample(Chunk{begin, count, std::span<const float* const>(buf.ptrs.data(), n)});
+    }
+    task.merger->sample_done();
     return read;
   }
 

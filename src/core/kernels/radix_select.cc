@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "kernels/bracket_scan.h"
 #include "kernels/simd.h"
 
 namespace amalgam {
@@ -14,6 +15,8 @@ constexpr size_t kSubTables = 4;  // key_histogram_hi's interleaved tables
 // First-pass histograms (kSubTables x 32768 words, 1 MiB) are reused across tensors:
 // a fresh one for every borrower of every tensor cost a page-faulting allocation and
 // clear each time.
+std::atomic<uint64_t> g_bracket_misses{0};
+
 std::mutex g_free_mu;
 std::vector<std::unique_ptr<std::vector<uint64_t>>> g_free;
 
@@ -104,11 +107,13 @@ TopSelector::TopSelector(uint64_t n, uint64_t m, uint64_t blocks, bool zero_neut
   if (n >= (uint64_t{1} << 32))
     throw std::length_error("magnitude selection over a tensor of 2^32 or more elements is not supported");
   small_ = n <= kSmall;
+  full_keys_ = small_;
   init();
 }
 
 void TopSelector::set_small_limit(uint64_t n) {
   small_ = n_ <= n;
+  full_keys_ = small_;
   stage_ = kHi;
   init();
 }
@@ -145,6 +150,7 @@ void TopSelector::init() {
 int TopSelector::passes_left() const {
   switch (stage_) {
     case kHi: return values_only_ ? 2 : 3;
+    case kBracket: return 1;  // unless it misses: then kHi's passes follow
     case kCand: return 1;
     case kLo: return values_only_ ? 1 : 2;
     case kEq: return 1;
@@ -160,6 +166,14 @@ void TopSelector::observe(Local& local, uint64_t block, uint64_t first_index, co
       if (!local.pooled) borrow(local);
       key_histogram_hi(keys, n, local.pooled->data());
       break;
+    case kBracket: {
+      if (br_overflow_.load(std::memory_order_relaxed)) break;
+      if (local.scratch.size() < n + kBracketScanSlack) local.scratch.resize(n + kBracketScanSlack);
+      BracketCounts counts;
+      const size_t kept = bracket_scan_keys(keys, n, br_lo_, br_hi_, br_eq_bin_, first_index, local.scratch.data(), &counts);
+      observe_bracket(local, block, counts, kept);
+      break;
+    }
     case kCand: {
       if (small_) {
         const size_t at = local.cand.size();
@@ -195,6 +209,14 @@ void TopSelector::observe_delta(Local& local, uint64_t block, uint64_t first_ind
     delta_histogram_hi(x, b, n, local.pooled->data());
     return;
   }
+  if (stage_ == kBracket) {
+    if (br_overflow_.load(std::memory_order_relaxed)) return;
+    if (local.scratch.size() < n + kBracketScanSlack) local.scratch.resize(n + kBracketScanSlack);
+    BracketCounts counts;
+    const size_t kept = bracket_scan_delta(x, b, n, br_lo_, br_hi_, br_eq_bin_, first_index, local.scratch.data(), &counts);
+    observe_bracket(local, block, counts, kept);
+    return;
+  }
   if (local.keys.size() < n) local.keys.resize(n);
   for (size_t i = 0; i < n; ++i) local.keys[i] = abs_key(x[i] - b[i]);
   observe(local, block, first_index, local.keys.data(), n);
@@ -221,12 +243,41 @@ void TopSelector::borrow(Local& local) {
   local.follower_before.clear();
 }
 
+// Equal keys go straight to their block's counters (each block belongs to one chunk, so
+// no other thread touches them); candidates stay in the Local until commit, and a chunk
+// that alone passes the cap gives up the bracket at once.
+void TopSelector::observe_bracket(Local& local, uint64_t block, const BracketCounts& counts, size_t kept) {
+  local.above += counts.above;
+  for (uint32_t j = 0; j < kBracketBins; ++j) br_eq_[block * kBracketBins + j] += counts.equal[j];
+  if (local.cand.size() + kept > max_candidates_) {
+    br_overflow_.store(true, std::memory_order_relaxed);
+    local.cand.clear();
+    return;
+  }
+  local.cand.insert(local.cand.end(), local.scratch.begin(), local.scratch.begin() + static_cast<std::ptrdiff_t>(kept));
+}
+
 void TopSelector::commit(Local& local) {
-  if (!local.pooled && local.hist.empty() && local.cand.empty()) {
+  if (!local.pooled && local.hist.empty() && local.cand.empty() && local.above == 0) {
     local.first_block = ~uint64_t{0};
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (stage_ == kBracket) {
+    above_ += local.above;
+    local.above = 0;
+    if (!br_overflow_.load(std::memory_order_relaxed) && cand_.size() + local.cand.size() > max_candidates_)
+      br_overflow_.store(true, std::memory_order_relaxed);
+    if (br_overflow_.load(std::memory_order_relaxed)) {
+      cand_.clear();
+      cand_.shrink_to_fit();
+    } else {
+      cand_.insert(cand_.end(), local.cand.begin(), local.cand.end());
+    }
+    local.cand.clear();
+    local.first_block = ~uint64_t{0};
+    return;
+  }
   if (local.pooled) {
     if (!values_only_) record_window(local, local.before);
     if (follower_) {
@@ -354,6 +405,7 @@ void TopSelector::share_histogram_from(TopSelector& other) {
 void TopSelector::finish_pass() {
   switch (stage_) {
     case kHi: resolve_hi(); break;
+    case kBracket: resolve_bracket(); break;
     case kCand: resolve_cand(); break;
     case kLo: resolve_lo(); break;
     case kEq: {
@@ -431,10 +483,10 @@ void TopSelector::resolve_cand() {
     auto next = std::min_element(cand_.begin() + static_cast<std::ptrdiff_t>(need), cand_.end());
     std::iter_swap(cand_.begin() + static_cast<std::ptrdiff_t>(need), next);
   }
-  // Candidates are (inverted low 16 key bits << 48 | index), or for a small tensor
-  // (inverted key << 32 | index).
-  const int shift = small_ ? 32 : 48;
-  if (small_)
+  // Candidates are (inverted low 16 key bits << 48 | index), or for a small tensor and a
+  // bracket (inverted key << 32 | index).
+  const int shift = full_keys_ ? 32 : 48;
+  if (full_keys_)
     cut_.threshold = 0x7fffffffu - static_cast<uint32_t>(last >> 32);
   else
     cut_.threshold = (hi_bin_ << 16) | (0xffffu - static_cast<uint32_t>(last >> 48));
@@ -471,6 +523,169 @@ void TopSelector::after_threshold(uint64_t equal) {
   cut_.ties = cut ? TopCut::ByRank : TopCut::All;
   stage_ = cut ? kEq : kDone;
   if (cut) eq_before_.assign(blocks_, 0);
+}
+
+// The bracket holds sample ranks m/n +- delta with delta = 1 % of the keys (less for
+// tensors so large that 4 delta n would pass the candidate cap, and no bracket below
+// 0.1 %); a sample of 16 f (1 - f) / delta^2 keys puts the bracket 4 standard deviations
+// of the sample's rank error away from the m-th key on each side (for keys drawn
+// independently; pieces of neighbouring elements are less informative, and a miss only
+// costs speed).
+namespace {
+double bracket_delta(uint64_t n, uint64_t max_candidates) {
+  return std::min(0.01, static_cast<double>(max_candidates) / (4 * static_cast<double>(n)));
+}
+}  // namespace
+
+uint64_t TopSelector::bracket_sample_size() const {
+  if (!want_bracket_ || stage_ != kHi || small_ || values_only_ || m_ == 0 || m_ >= n_) return 0;
+  const double n = static_cast<double>(n_);
+  const double f = static_cast<double>(m_) / n;
+  const double delta = bracket_delta(n_, max_candidates_);
+  if (delta < 1e-3) return 0;
+  const double want = std::max(16384.0, 16 * f * (1 - f) / (delta * delta));
+  if (want > n / 4) return 0;  // sampling would cost a quarter of a pass: histogram instead
+  return static_cast<uint64_t>(want);
+}
+
+// Per high-16-bit bin: count + (count of keys with low bits set) << 32, as in pass 1.
+void TopSelector::sample(const uint32_t* keys, size_t n) {
+  if (sample_hist_.empty()) sample_hist_.assign(32768, 0);
+  for (size_t i = 0; i < n; ++i)
+    sample_hist_[keys[i] >> 16] += 1 + (static_cast<uint64_t>((keys[i] & 0xffffu) != 0) << 32);
+  sampled_ += n;
+}
+
+void TopSelector::end_sample() {
+  std::vector<uint64_t> h = std::move(sample_hist_);
+  sample_hist_ = {};
+  const uint64_t s = sampled_;
+  sampled_ = 0;
+  if (stage_ != kHi || h.empty() || s == 0 || bracket_sample_size() == 0) return;
+  const double f = static_cast<double>(m_) / static_cast<double>(n_);
+  const double delta = bracket_delta(n_, max_candidates_);
+  // Sample ranks from the top: from the bin of rank (f - delta) s down to the bin of rank
+  // (f + delta) s, the bin of rank f s in between.
+  const double top_rank = (f - delta) * static_cast<double>(s);
+  const double mid_rank = f * static_cast<double>(s);
+  const double bottom_rank = (f + delta) * static_cast<double>(s);
+  int top = -1, mid = -1, bottom = 0;
+  uint64_t cum = 0;
+  for (int b = 32767; b >= 0; --b) {
+    const uint64_t c = h[static_cast<size_t>(b)] & 0xffffffffu;
+    if (c == 0) continue;
+    if (top < 0 && static_cast<double>(cum + c) > top_rank) top = b;
+    if (mid < 0 && static_cast<double>(cum + c) > mid_rank) mid = b;
+    cum += c;
+    if (static_cast<double>(cum) > bottom_rank) {
+      bottom = b;
+      break;
+    }
+  }
+  if (top < 0 || mid < 0) return;
+  // The values of kBracketBins bins around the middle one are counted; every other key
+  // inside is a candidate. Expected candidates over the cap: histogram passes instead.
+  const int eq_bin = std::max(bottom, std::min(mid - 1, top - static_cast<int>(kBracketBins) + 1));
+  uint64_t cand = 0;
+  for (int b = bottom; b <= top; ++b) {
+    const uint64_t v = h[static_cast<size_t>(b)];
+    const bool counted = b >= eq_bin && b < eq_bin + static_cast<int>(kBracketBins);
+    cand += counted ? v >> 32 : v & 0xffffffffu;
+  }
+  if (static_cast<double>(cand) / static_cast<double>(s) * static_cast<double>(n_) >
+      static_cast<double>(max_candidates_) / 2)
+    return;
+  br_eq_bin_ = static_cast<uint32_t>(eq_bin);
+  br_hi_ = (static_cast<uint32_t>(top) << 16) | 0xffffu;
+  br_bottom_ = bottom == 0;
+  br_lo_ = static_cast<uint32_t>(bottom) << 16;
+  if (br_bottom_ && zero_neutral_) br_lo_ = 1;  // zeros: neither counted nor collected
+  above_ = 0;
+  br_eq_.assign(blocks_ * kBracketBins, 0);
+  br_overflow_.store(false, std::memory_order_relaxed);
+  stage_ = kBracket;
+}
+
+uint64_t TopSelector::bracket_misses() { return g_bracket_misses.load(); }
+
+// Walks the bracket's bins from the top, each holding its equal keys (counted) and its
+// candidates (keys above the bin's value V). In the bin of the m-th key: among the
+// candidates -> the candidate selection of resolve_cand; else T = V and its equal keys
+// are ranked by the per-block counts. Below the bracket, when it reaches the bottom and
+// zeros are neutral: T = 0, and selecting every zero changes nothing. Otherwise (a miss,
+// or too many candidates) the histogram passes start.
+void TopSelector::resolve_bracket() {
+  const uint32_t lo_bin = br_lo_ >> 16, hi_bin = br_hi_ >> 16;
+  // Per bin of the bracket: counted keys (== its value) and candidates.
+  std::vector<uint64_t> eq(hi_bin - lo_bin + 1, 0), cand(hi_bin - lo_bin + 1, 0);
+  if (!br_overflow_.load(std::memory_order_relaxed)) {
+    for (uint64_t blk = 0; blk < blocks_; ++blk)
+      for (uint32_t j = 0; j < kBracketBins; ++j)
+        if (br_eq_bin_ + j <= hi_bin) eq[br_eq_bin_ + j - lo_bin] += br_eq_[blk * kBracketBins + j];
+    for (uint64_t c : cand_) ++cand[((0x7fffffffu - static_cast<uint32_t>(c >> 32)) >> 16) - lo_bin];
+  }
+  bool found = false, below = false;
+  uint32_t bin = 0;
+  uint64_t above = above_;
+  if (!br_overflow_.load(std::memory_order_relaxed) && above < m_) {
+    for (uint32_t b = hi_bin + 1; b-- > lo_bin;) {
+      const uint64_t here = eq[b - lo_bin] + cand[b - lo_bin];
+      if (above + here >= m_) {
+        bin = b;
+        found = true;
+        break;
+      }
+      above += here;
+    }
+    below = !found && br_bottom_ && zero_neutral_;
+  }
+  if (found) {
+    const uint64_t need = m_ - above;
+    const uint64_t in_bin_cand = cand[bin - lo_bin];
+    if (need <= in_bin_cand) {
+      // The m-th key is a candidate (it has low bits, or its bin's values are not
+      // counted, and then every key of the bin is a candidate): select among them.
+      auto mid = std::partition(cand_.begin(), cand_.end(), [&](uint64_t c) {
+        return ((0x7fffffffu - static_cast<uint32_t>(c >> 32)) >> 16) == bin;
+      });
+      cand_.erase(mid, cand_.end());
+      above_ = above;
+      full_keys_ = true;
+      br_eq_ = {};
+      resolve_cand();
+      return;
+    }
+    // T = V: every candidate of the bin is above it; ranks among the equal keys.
+    cut_.threshold = bin << 16;
+    cut_.need = need - in_bin_cand;
+    const uint64_t equal = eq[bin - lo_bin];
+    if (cut_.need == equal || (zero_neutral_ && cut_.threshold == 0)) {
+      cut_.ties = TopCut::All;
+    } else {
+      cut_.ties = TopCut::ByRank;
+      eq_before_.assign(blocks_, 0);
+      uint64_t acc = 0;
+      for (uint64_t blk = 0; blk < blocks_; ++blk) {
+        eq_before_[blk] = acc;
+        acc += br_eq_[blk * kBracketBins + (bin - br_eq_bin_)];
+      }
+    }
+  } else if (below) {
+    cut_ = TopCut{0, TopCut::All, 0, 0};
+  } else {
+    g_bracket_misses.fetch_add(1);
+    cand_.clear();
+    cand_.shrink_to_fit();
+    br_eq_ = {};
+    above_ = 0;
+    br_overflow_.store(false, std::memory_order_relaxed);
+    stage_ = kHi;
+    return;
+  }
+  cand_.clear();
+  cand_.shrink_to_fit();
+  br_eq_ = {};
+  stage_ = kDone;
 }
 
 AMALGAM_SIMD_CLONES void apply_top_cut(const TopCut& cut, uint64_t first_index, const uint32_t* keys, size_t n,

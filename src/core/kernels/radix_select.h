@@ -17,6 +17,14 @@
 //      equal key's rank (`rank < need`) (also the pass after 1. when T = B but the
 //      window missed B).
 // Tensors of at most kSmall keys skip the histogram: one candidate pass over all keys.
+// Bracketing (enable_bracket) replaces pass 1 when a sample of the keys taken before it
+// (sample / end_sample: about bracket_sample_size() keys spread over the tensor) gives a
+// key range [lo, hi] that holds ranks m/n +- delta of the sample, and then holds the m-th
+// key with high probability: the first pass counts the keys above hi and collects those
+// inside (kernels/bracket_scan.h: a vector compare per key instead of a histogram
+// increment) and decides in that one pass. A bracket that misses the m-th key, or that
+// holds more than max_candidates keys, costs one wasted pass: the histogram passes
+// follow, exact either way.
 // So 1 pass when the first pass decides (bf16-sourced keys, B inside the window, or no
 // cut through B), 2 in general, 3 in the fallback. Callers carry the rank counter
 // across the blocks of a chunk: equal_before() is exact at the first block of every
@@ -24,10 +32,13 @@
 // handling is needed when T's value is 0 and the caller said zeros are neutral, nor for
 // value-only queries (quantiles).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <vector>
+
+#include "kernels/bracket_scan.h"
 
 namespace amalgam {
 
@@ -60,7 +71,7 @@ struct TopCut {
 
 class TopSelector {
  public:
-  enum Stage { kHi, kCand, kLo, kEq, kDone };
+  enum Stage { kHi, kBracket, kCand, kLo, kEq, kDone };
   static constexpr uint64_t kMaxCandidates = uint64_t{1} << 22;
   // Tensors of at most this many keys skip the histogram: all keys are candidates.
   static constexpr uint64_t kSmall = 65536;
@@ -81,6 +92,16 @@ class TopSelector {
   // tests set 0 to exercise the histogram on small data). Before the first observe().
   void set_small_limit(uint64_t n);
 
+  // Bracketing (see above); a no-op for small tensors and value-only queries.
+  void enable_bracket() { want_bracket_ = !small_ && !values_only_; }
+  // Keys wanted in the sample; 0 when bracketing does not apply (then no sample needed).
+  uint64_t bracket_sample_size() const;
+  // Feed the sample (one thread, before the first pass), then end_sample().
+  void sample(const uint32_t* keys, size_t n);
+  void end_sample();
+  // Bracketed first passes that missed (process-wide, for tests and diagnostics).
+  static uint64_t bracket_misses();
+
   Stage stage() const { return stage_; }
   int passes_left() const;  // upper bound on the passes still needed
 
@@ -98,6 +119,7 @@ class TopSelector {
     std::vector<uint64_t> scratch;  // branch-free compaction buffer (kCand)
     std::vector<uint32_t> keys;     // observe_delta outside the histogram pass
     uint64_t first_block = ~uint64_t{0};  // first block observed since the last commit
+    uint64_t above = 0;                   // kBracket: keys above the bracket
   };
   // keys[i] is the key of element first_index + i, inside reduction block `block`.
   void observe(Local& local, uint64_t block, uint64_t first_index, const uint32_t* keys, size_t n);
@@ -125,6 +147,8 @@ class TopSelector {
   void resolve_hi();
   void resolve_cand();
   void resolve_lo();
+  void resolve_bracket();
+  void observe_bracket(Local& local, uint64_t block, const BracketCounts& counts, size_t kept);
   void after_threshold(uint64_t equal);
   void borrow(Local& local);
   void record_window(const Local& local, const std::vector<uint64_t>& before);
@@ -135,6 +159,15 @@ class TopSelector {
   uint64_t n_, m_;
   bool zero_neutral_, values_only_;
   bool small_ = false;
+  bool full_keys_ = false;  // cand_ packs whole keys (small tensors, brackets)
+  bool want_bracket_ = false;
+  std::vector<uint64_t> sample_hist_;  // bracket sample: per bin, count | low-bits count << 32
+  uint64_t sampled_ = 0;
+  uint32_t br_lo_ = 0, br_hi_ = 0;     // kBracket: candidates are keys in [br_lo_, br_hi_]
+  bool br_bottom_ = false;             // the bracket reaches key 0 (zeros left out if neutral)
+  uint32_t br_eq_bin_ = 0;             // first of the kBracketBins bins whose values are counted
+  std::vector<uint64_t> br_eq_;        // per block x kBracketBins: keys == a counted bin's value
+  std::atomic<bool> br_overflow_{false};  // more candidates than max_candidates_
   uint64_t blocks_;
   uint64_t max_candidates_ = kMaxCandidates;
   Stage stage_ = kHi;

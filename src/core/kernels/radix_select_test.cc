@@ -3,11 +3,14 @@
 // with the data visited in shuffled block order as the executor may do.
 #include "kernels/radix_select.h"
 
+#include "methods/method.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace amalgam {
@@ -55,6 +58,119 @@ std::vector<uint8_t> select_reference(const std::vector<uint32_t>& keys, uint64_
   std::vector<uint8_t> sel(keys.size());
   for (uint64_t i = 0; i < m; ++i) sel[idx[i]] = 1;
   return sel;
+}
+
+// Bracketed selection: a sample (pieces spread over the keys, as the executor takes it),
+// then passes until done. Returns the selected set; *passes gets the passes taken.
+std::vector<uint8_t> select_bracketed(const std::vector<uint32_t>& keys, const std::vector<uint32_t>& sample_from,
+                                      uint64_t m, uint64_t block, bool zero_neutral, std::mt19937& rng,
+                                      int* passes, uint64_t max_candidates = TopSelector::kMaxCandidates) {
+  const uint64_t n = keys.size();
+  const uint64_t blocks = (n + block - 1) / block;
+  TopSelector sel(n, m, blocks, zero_neutral, false);
+  sel.set_small_limit(0);
+  sel.set_max_candidates(max_candidates);
+  sel.enable_bracket();
+  if (const uint64_t want = sel.bracket_sample_size()) {
+    for (const auto& [begin, count] : sample_pieces(n, want)) sel.sample(sample_from.data() + begin, count);
+  }
+  sel.end_sample();
+  std::vector<uint64_t> order(blocks);
+  std::iota(order.begin(), order.end(), 0);
+  *passes = 0;
+  while (sel.stage() != TopSelector::kDone) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (uint64_t b : order) {
+      TopSelector::Local local;
+      const uint64_t first = b * block, cnt = std::min(block, n - first);
+      // Tiles of at most 1024 keys, as the methods feed them.
+      for (uint64_t t = 0; t < cnt; t += 1024)
+        sel.observe(local, b, first + t, keys.data() + first + t, std::min<uint64_t>(1024, cnt - t));
+      sel.commit(local);
+    }
+    sel.finish_pass();
+    ++*passes;
+  }
+  std::vector<uint8_t> selected(n);
+  std::vector<float> mask(block);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    uint64_t rank = sel.equal_before(b);
+    const uint64_t first = b * block, cnt = std::min(block, n - first);
+    apply_top_cut(sel.cut(), first, keys.data() + first, cnt, &rank, mask.data());
+    for (uint64_t i = 0; i < cnt; ++i) selected[first + i] = mask[i] != 0.0f;
+  }
+  return selected;
+}
+
+// The selected set with zeros that are neutral: any zero may be in or out.
+void expect_same_selection(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want,
+                           const std::vector<uint32_t>& keys, bool zero_neutral, const std::string& what) {
+  size_t differ = 0;
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (got[i] != want[i] && !(zero_neutral && keys[i] == 0)) ++differ;
+  EXPECT_EQ(differ, 0u) << what;
+}
+
+TEST(RadixSelect, BracketDecidesInOnePass) {
+  std::mt19937 rng(11);
+  const uint64_t n = 400000;
+  std::normal_distribution<float> nd(0, 1);
+  for (int kind = 0; kind < 4; ++kind) {
+    // 0: continuous keys; 1: bf16-like (many ties); 2: a few bf16 ulps (heavy ties, as
+    // task vectors of bf16 fine-tunes); 3: 70 % zeros, zeros neutral.
+    std::vector<uint32_t> keys(n);
+    for (auto& k : keys) {
+      k = abs_key(nd(rng));
+      if (kind == 1) k &= 0xffff0000u;
+      if (kind == 2) k = abs_key(static_cast<float>(rng() % 6) * 0x1p-11f);
+      if (kind == 3 && rng() % 10 < 7) k = 0;
+    }
+    const bool zero_neutral = kind == 3;
+    for (double f : {0.005, 0.05, 0.3, 0.5, 0.8, 0.995}) {
+      const uint64_t m = static_cast<uint64_t>(f * static_cast<double>(n));
+      const uint64_t misses = TopSelector::bracket_misses();
+      int passes = 0;
+      auto got = select_bracketed(keys, keys, m, 65536, zero_neutral, rng, &passes);
+      const std::string what = "kind " + std::to_string(kind) + " f " + std::to_string(f);
+      expect_same_selection(got, select_reference(keys, m), keys, zero_neutral, what);
+      EXPECT_EQ(passes, 1) << what;
+      EXPECT_EQ(TopSelector::bracket_misses(), misses) << what;
+    }
+  }
+}
+
+TEST(RadixSelect, BracketThatMissesFallsBackExactly) {
+  std::mt19937 rng(12);
+  const uint64_t n = 300000;
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<uint32_t> keys(n), shifted(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    keys[i] = abs_key(nd(rng));
+    shifted[i] = abs_key(4.0f * nd(rng));  // a sample unlike the data: the bracket misses
+  }
+  for (bool bf16 : {false, true}) {
+    std::vector<uint32_t> data = keys;
+    if (bf16)
+      for (auto& k : data) k &= 0xffff0000u;
+    for (uint64_t m : {n / 10, n / 2}) {
+      const uint64_t misses = TopSelector::bracket_misses();
+      int passes = 0;
+      auto got = select_bracketed(data, shifted, m, 65536, false, rng, &passes);
+      EXPECT_EQ(got, select_reference(data, m)) << "m " << m;
+      EXPECT_GT(passes, 1);
+      EXPECT_EQ(TopSelector::bracket_misses(), misses + 1);
+    }
+  }
+  // More candidates than the cap: the sample promised round keys (all counted, none a
+  // candidate), the data has low bits in the same bin. Abandoned, exact.
+  std::vector<uint32_t> one_bin(n), one_value(n, abs_key(0.5f));
+  for (auto& k : one_bin) k = abs_key(0.5f) | (1 + rng() % 0xffff);
+  const uint64_t misses = TopSelector::bracket_misses();
+  int passes = 0;
+  auto got = select_bracketed(one_bin, one_value, n / 2, 65536, false, rng, &passes, 40000);
+  EXPECT_EQ(got, select_reference(one_bin, n / 2));
+  EXPECT_GT(passes, 1);
+  EXPECT_EQ(TopSelector::bracket_misses(), misses + 1);
 }
 
 TEST(RadixSelect, ThresholdEqualsNthElement) {

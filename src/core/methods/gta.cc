@@ -100,6 +100,34 @@ class GtaMerger final : public TensorMerger {
 
   int stat_passes() const override { return passes_done_ + passes_left(); }
 
+  // The selectors' bracket samples (kernels/radix_select.h): all of them see the largest
+  // sample any of them wants.
+  uint64_t sample_elements() const override {
+    uint64_t want = 0;
+    for (const auto& m : models_)
+      for (const TopSelector* s : {m.keep_top.get(), m.drop_top.get()})
+        if (s) want = std::max(want, s->bracket_sample_size());
+    return want;
+  }
+
+  void observe_sample(const Chunk& piece) override {
+    std::vector<uint32_t> keys(piece.count);
+    for (auto& m : models_) {
+      const bool a = m.keep_top && m.keep_top->bracket_sample_size() > 0;
+      const bool b = m.drop_top && m.drop_top->bracket_sample_size() > 0;
+      if (!a && !b) continue;
+      delta_keys_only(piece.inputs[m.input], piece.inputs[base_], piece.count, keys.data());
+      if (a) m.keep_top->sample(keys.data(), piece.count);
+      if (b) m.drop_top->sample(keys.data(), piece.count);
+    }
+  }
+
+  void sample_done() override {
+    for (auto& m : models_)
+      for (TopSelector* s : {m.keep_top.get(), m.drop_top.get()})
+        if (s) s->end_sample();
+  }
+
   void accumulate(int, const Chunk& chunk) override {
     if (selecting()) return accumulate_select(chunk);
     if (need_rescale_) return accumulate_rescale(chunk);
@@ -197,6 +225,7 @@ class GtaMerger final : public TensorMerger {
                                 "filtered density for small tensors",
                                 m.rho, n_));
         m.keep_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(kf), blocks, true, false);
+        m.keep_top->enable_bracket();
         break;
       }
       case Sparsifier::Outliers: {
@@ -216,6 +245,8 @@ class GtaMerger final : public TensorMerger {
         m.keep_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(N_ - n_bot), blocks, true, false);
         m.drop_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(n_top), blocks, true, false);
         if (shares_first_pass(m)) m.drop_top->follow(*m.keep_top);
+        m.keep_top->enable_bracket();
+        m.drop_top->enable_bracket();
         break;
       }
       case Sparsifier::Random:

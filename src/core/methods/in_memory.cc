@@ -64,6 +64,14 @@ std::vector<float> merge_in_memory(const MergeMethod& method, const TensorJob& j
     ch.inputs = std::span<const float* const>(ptrs.data(), ptrs.size());
     return ch;
   };
+  if (const uint64_t want = merger->sample_elements()) {
+    std::vector<const float*> ptrs(inputs.size());
+    for (const auto& [begin, count] : sample_pieces(n, want)) {
+      for (size_t i = 0; i < inputs.size(); ++i) ptrs[i] = inputs[i].data() + begin;
+      merger->observe_sample(Chunk{begin, count, std::span<const float* const>(ptrs.data(), ptrs.size())});
+    }
+    merger->sample_done();
+  }
   // stat_passes() is re-read after every pass: a merger may learn that it needs fewer.
   for (int pass = 0; pass < merger->stat_passes(); ++pass) {
     run_chunks(n_chunks, threads, [&](uint64_t c) {

@@ -1,4 +1,5 @@
 // TensorJob accessors, reduction_block, and the internal helpers of method_util.h.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -35,6 +36,20 @@ uint64_t reduction_block(uint64_t row_length) {
   if (row_length == 0) row_length = 1;
   const uint64_t min_block = 65536;
   return (min_block + row_length - 1) / row_length * row_length;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> sample_pieces(uint64_t n, uint64_t want) {
+  constexpr uint64_t kPiece = 1024;
+  std::vector<std::pair<uint64_t, uint64_t>> pieces;
+  if (n == 0 || want == 0) return pieces;
+  const uint64_t len = std::min(kPiece, n);
+  const uint64_t count = std::min((want + len - 1) / len, n / len);
+  for (uint64_t p = 0; p < count; ++p) {
+    // Evenly spread starts; count <= n / len keeps the pieces apart.
+    const uint64_t begin = count == 1 ? 0 : (n - len) / (count - 1) * p + (n - len) % (count - 1) * p / (count - 1);
+    pieces.emplace_back(begin, len);
+  }
+  return pieces;
 }
 
 namespace mdetail {

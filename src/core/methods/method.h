@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace amalgam {
@@ -83,6 +84,12 @@ class TensorMerger {
   virtual int stat_passes() const { return 0; }
   // Chunk boundaries are multiples of this many elements (e.g. a row for row-wise ranking).
   virtual uint64_t row_length() const { return 1; }
+  // An optional sample before pass 0 (e.g. to bracket a selection threshold): when
+  // sample_elements() > 0, observe_sample() gets the pieces of sample_pieces() (one
+  // thread, in order), then sample_done(). Only the speed may depend on the sample.
+  virtual uint64_t sample_elements() const { return 0; }
+  virtual void observe_sample(const Chunk& piece) {}
+  virtual void sample_done() {}
   virtual void accumulate(int pass, const Chunk& chunk) {}
   virtual void finish_pass(int pass) {}
   virtual void merge(const Chunk& chunk, float* out) const = 0;
@@ -108,6 +115,10 @@ class MergeMethod {
 // Elements per reduction block for a tensor whose chunks must align to `row_length`:
 // the smallest multiple of row_length that is >= 65536 (fixed: never the chunk size).
 uint64_t reduction_block(uint64_t row_length);
+
+// The pieces (first element, count) of a sample of about `want` of a tensor's n elements:
+// runs of 1024 elements spread evenly from the first element to the last.
+std::vector<std::pair<uint64_t, uint64_t>> sample_pieces(uint64_t n, uint64_t want);
 
 const MergeMethod* find_method(std::string_view name);  // nullptr if unknown
 std::vector<std::string> method_names();
