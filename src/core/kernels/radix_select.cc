@@ -2,6 +2,7 @@
 #include "kernels/radix_select.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "kernels/bracket_scan.h"
@@ -233,7 +234,7 @@ void TopSelector::borrow(Local& local) {
     idle_.pop_back();
     local.fresh = false;
     local.before = window_bins(local.pooled->data());
-    if (follower_) local.follower_before = follower_->window_bins(local.pooled->data());
+    if (follows_now()) local.follower_before = follower_->window_bins(local.pooled->data());
     return;
   }
   pool_.push_back(take_zeroed_histogram());
@@ -280,7 +281,7 @@ void TopSelector::commit(Local& local) {
   }
   if (local.pooled) {
     if (!values_only_) record_window(local, local.before);
-    if (follower_) {
+    if (follows_now()) {
       std::lock_guard<std::mutex> follower_lock(follower_->mu_);
       follower_->record_window(local, local.follower_before);
     }
@@ -525,25 +526,26 @@ void TopSelector::after_threshold(uint64_t equal) {
   if (cut) eq_before_.assign(blocks_, 0);
 }
 
-// The bracket holds sample ranks m/n +- delta with delta = 1 % of the keys (less for
-// tensors so large that 4 delta n would pass the candidate cap, and no bracket below
-// 0.1 %); a sample of 16 f (1 - f) / delta^2 keys puts the bracket 4 standard deviations
-// of the sample's rank error away from the m-th key on each side (for keys drawn
-// independently; pieces of neighbouring elements are less informative, and a miss only
-// costs speed).
+// The bracket holds sample ranks (f -+ delta) s around f = m/n, delta = 4 standard
+// deviations of a sample rank's error, 4 sqrt(f (1 - f) / s) (at least 0.1 %): for keys
+// drawn independently a miss is then rare, and the sample's pieces of neighbouring
+// elements are less informative than that, but a miss only costs speed. s = 40960 keys
+// (40 pieces), more when the bracket would otherwise hold more keys than half the
+// candidate cap, and at most a quarter of the tensor (else no bracket).
 namespace {
-double bracket_delta(uint64_t n, uint64_t max_candidates) {
-  return std::min(0.01, static_cast<double>(max_candidates) / (4 * static_cast<double>(n)));
-}
+constexpr double kBracketSample = 40960;
+double bracket_delta(double f, double s) { return std::max(1e-3, 4 * std::sqrt(f * (1 - f) / s)); }
 }  // namespace
 
 uint64_t TopSelector::bracket_sample_size() const {
   if (!want_bracket_ || stage_ != kHi || small_ || values_only_ || m_ == 0 || m_ >= n_) return 0;
   const double n = static_cast<double>(n_);
   const double f = static_cast<double>(m_) / n;
-  const double delta = bracket_delta(n_, max_candidates_);
-  if (delta < 1e-3) return 0;
-  const double want = std::max(16384.0, 16 * f * (1 - f) / (delta * delta));
+  const double cap_delta = static_cast<double>(max_candidates_) / (4 * n);
+  if (cap_delta < 1e-3) return 0;
+  double want = kBracketSample;
+  if (bracket_delta(f, want) > cap_delta) want = 16 * f * (1 - f) / (cap_delta * cap_delta);
+  want = std::max(want, 16384.0);
   if (want > n / 4) return 0;  // sampling would cost a quarter of a pass: histogram instead
   return static_cast<uint64_t>(want);
 }
@@ -563,7 +565,7 @@ void TopSelector::end_sample() {
   sampled_ = 0;
   if (stage_ != kHi || h.empty() || s == 0 || bracket_sample_size() == 0) return;
   const double f = static_cast<double>(m_) / static_cast<double>(n_);
-  const double delta = bracket_delta(n_, max_candidates_);
+  const double delta = bracket_delta(f, static_cast<double>(s));
   // Sample ranks from the top: from the bin of rank (f - delta) s down to the bin of rank
   // (f + delta) s, the bin of rank f s in between.
   const double top_rank = (f - delta) * static_cast<double>(s);
@@ -674,6 +676,11 @@ void TopSelector::resolve_bracket() {
     cut_ = TopCut{0, TopCut::All, 0, 0};
   } else {
     g_bracket_misses.fetch_add(1);
+    // The histogram passes start afresh: no window counts recorded meanwhile (by a
+    // leader's histogram) may count these keys twice.
+    win_set_ = false;
+    win_complete_ = true;
+    win_counts_.clear();
     cand_.clear();
     cand_.shrink_to_fit();
     br_eq_ = {};

@@ -134,6 +134,8 @@ class TopSelector {
   // its own window counts from `leader`'s first-pass histograms, so that after
   // share_histogram_from(leader) it too decides in one pass. One follower per leader.
   void follow(TopSelector& leader);
+  // The follower takes window counts only while both are in their histogram pass (one
+  // of them may be bracketing instead, or done).
   void finish_pass();
 
   const TopCut& cut() const { return cut_; }
@@ -155,6 +157,7 @@ class TopSelector {
   std::vector<uint64_t> window_bins(const uint64_t* hist) const;
   void gather();
   bool ranks_from_window(uint32_t bin);
+  bool follows_now() const { return follower_ && stage_ == kHi && follower_->stage_ == kHi; }
 
   uint64_t n_, m_;
   bool zero_neutral_, values_only_;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 #include <string>
@@ -171,6 +172,57 @@ TEST(RadixSelect, BracketThatMissesFallsBackExactly) {
   EXPECT_EQ(got, select_reference(one_bin, n / 2));
   EXPECT_GT(passes, 1);
   EXPECT_EQ(TopSelector::bracket_misses(), misses + 1);
+}
+
+// Breadcrumbs' two cuts over the same keys, as methods/gta.cc drives them: the drop cut
+// follows the keep cut's histograms while both are in their histogram pass. Here the keep
+// cut cannot bracket (no sample) and the drop cut's bracket misses: the leader's window
+// counts from the first pass must not add to the follower's own in the second.
+TEST(RadixSelect, FollowerWhoseBracketMissedCountsItsOwnWindow) {
+  std::mt19937 rng(13);
+  const uint64_t n = 300000, block = 65536, blocks = (n + block - 1) / block;
+  std::vector<uint32_t> keys(n), shifted(n);
+  std::normal_distribution<float> nd(0, 1);
+  for (uint64_t i = 0; i < n; ++i) {
+    keys[i] = abs_key(static_cast<float>(static_cast<int>(8 * std::fabs(nd(rng)))) * 0.125f);  // many ties
+    shifted[i] = abs_key(8.0f * nd(rng));
+  }
+  const uint64_t m_keep = n * 9 / 10, m_drop = n / 50;
+  TopSelector keep(n, m_keep, blocks, true, false), drop(n, m_drop, blocks, true, false);
+  keep.set_small_limit(0);
+  drop.set_small_limit(0);
+  drop.follow(keep);
+  drop.enable_bracket();
+  for (const auto& [begin, count] : sample_pieces(n, drop.bracket_sample_size())) drop.sample(shifted.data() + begin, count);
+  drop.end_sample();
+  ASSERT_EQ(drop.stage(), TopSelector::kBracket);
+  const uint64_t misses = TopSelector::bracket_misses();
+  while (keep.stage() != TopSelector::kDone || drop.stage() != TopSelector::kDone) {
+    const bool shared = keep.stage() == TopSelector::kHi && drop.stage() == TopSelector::kHi;
+    for (uint64_t b = 0; b < blocks; ++b) {
+      TopSelector::Local lk, ld;
+      const uint64_t first = b * block, cnt = std::min(block, n - first);
+      if (keep.stage() != TopSelector::kDone) keep.observe(lk, b, first, keys.data() + first, cnt);
+      if (!shared && drop.stage() != TopSelector::kDone) drop.observe(ld, b, first, keys.data() + first, cnt);
+      keep.commit(lk);
+      drop.commit(ld);
+    }
+    if (shared) drop.share_histogram_from(keep);
+    keep.finish_pass();
+    drop.finish_pass();
+  }
+  EXPECT_EQ(TopSelector::bracket_misses(), misses + 1);
+  for (auto [sel, m] : {std::pair<TopSelector*, uint64_t>{&keep, m_keep}, {&drop, m_drop}}) {
+    std::vector<uint8_t> got(n);
+    std::vector<float> mask(block);
+    for (uint64_t b = 0; b < blocks; ++b) {
+      uint64_t rank = sel->equal_before(b);
+      const uint64_t first = b * block, cnt = std::min(block, n - first);
+      apply_top_cut(sel->cut(), first, keys.data() + first, cnt, &rank, mask.data());
+      for (uint64_t i = 0; i < cnt; ++i) got[first + i] = mask[i] != 0.0f;
+    }
+    expect_same_selection(got, select_reference(keys, m), keys, true, "m " + std::to_string(m));
+  }
 }
 
 TEST(RadixSelect, ThresholdEqualsNthElement) {

@@ -53,7 +53,9 @@ void check_config(const Config& c, bool bf16) {
   SCOPED_TRACE(std::string(c.method) + (bf16 ? " bf16" : " f32"));
   const MergeMethod* m = find_method(c.method);
   ASSERT_NE(m, nullptr);
-  std::vector<int64_t> shape = {200, 700};  // 140000 elements: 3 reduction blocks
+  // 280000 elements: 5 reduction blocks, and large enough for the selections to bracket
+  // (kernels/radix_select.h).
+  std::vector<int64_t> shape = {400, 700};
   auto job = make_job(shape, c.n_inputs, c.base,
                       std::vector<std::map<std::string, double>>(c.n_inputs, c.model_params), c.params);
   job.seed = 1234;
