@@ -1,9 +1,9 @@
 // The hot loop of a bracketed top-k selection (kernels/radix_select.h): one scan of the
-// keys that, for a key range [lo, hi],
-//   - counts the keys above hi,
-//   - counts the keys inside that are the value of one of kBracketBins bins of 2^16 keys
-//     from bin `eq_bin` on (low 16 bits zero: the many equal magnitudes of bf16-sourced
-//     task vectors), per bin, and
+// keys that, for a key range [br.lo, br.hi],
+//   - counts the keys above br.hi,
+//   - counts the keys inside that are the value of one of kBracketBins chosen bins of 2^16
+//     keys (low 16 bits zero: the many equal magnitudes of bf16-sourced task vectors), per
+//     bin, and
 //   - collects the other keys inside as (inverted key << 32 | index), the packing whose
 //     ascending order is key descending, then index ascending.
 // Keys are abs_key() bit patterns (< 2^31); indices < 2^32. An AVX-512 kernel (compares,
@@ -15,27 +15,42 @@
 
 namespace amalgam {
 
-inline constexpr uint32_t kBracketBins = 4;
+inline constexpr uint32_t kBracketBins = 8;   // counted bins
+inline constexpr uint32_t kBracketWindow = 32;  // ... chosen among this many from br.eq_bin
 inline constexpr size_t kBracketScanSlack = 16;
 
 struct BracketCounts {
   uint64_t above = 0;
-  uint64_t equal[kBracketBins] = {};  // keys == (eq_bin + j) << 16
+  uint64_t equal[kBracketBins] = {};  // keys == the value of the bin in slot j
+};
+
+// Where the bracket lies: its key range; the counted bins: bin eq_bin + o has slot[o]
+// (< kBracketBins, or kNoSlot: not counted); and whether candidates are common (then the
+// AVX-512 kernel compresses every step instead of branching on their presence, which
+// mispredicts when about one step in two has some).
+inline constexpr uint32_t kNoSlot = 0xff;
+struct Bracket {
+  uint32_t lo = 0, hi = 0, eq_bin = 0;
+  uint32_t slot[kBracketWindow] = {kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot,
+                                   kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot,
+                                   kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot,
+                                   kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot, kNoSlot};
+  bool dense = false;
 };
 
 // out must hold n + kBracketScanSlack entries (whole vectors are stored past the last);
 // n < 2^31.
 // Returns the number of candidates written; adds to *counts.
-size_t bracket_scan_keys(const uint32_t* keys, size_t n, uint32_t lo, uint32_t hi, uint32_t eq_bin,
+size_t bracket_scan_keys(const uint32_t* keys, size_t n, const Bracket& br,
                          uint64_t first_index, uint64_t* out, BracketCounts* counts);
 // The same for keys abs_key(x[i] - b[i]).
-size_t bracket_scan_delta(const float* x, const float* b, size_t n, uint32_t lo, uint32_t hi, uint32_t eq_bin,
+size_t bracket_scan_delta(const float* x, const float* b, size_t n, const Bracket& br,
                           uint64_t first_index, uint64_t* out, BracketCounts* counts);
 
 // Portable versions (used by the two above without AVX-512; tests compare them).
-size_t bracket_scan_keys_portable(const uint32_t* keys, size_t n, uint32_t lo, uint32_t hi, uint32_t eq_bin,
+size_t bracket_scan_keys_portable(const uint32_t* keys, size_t n, const Bracket& br,
                                   uint64_t first_index, uint64_t* out, BracketCounts* counts);
-size_t bracket_scan_delta_portable(const float* x, const float* b, size_t n, uint32_t lo, uint32_t hi,
-                                   uint32_t eq_bin, uint64_t first_index, uint64_t* out, BracketCounts* counts);
+size_t bracket_scan_delta_portable(const float* x, const float* b, size_t n, const Bracket& br,
+                                   uint64_t first_index, uint64_t* out, BracketCounts* counts);
 
 }  // namespace amalgam

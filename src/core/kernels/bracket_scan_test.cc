@@ -20,14 +20,16 @@ struct Scan {
   std::vector<uint64_t> cand;
 };
 
-Scan direct(const std::vector<uint32_t>& keys, uint32_t lo, uint32_t hi, uint32_t eq_bin, uint64_t first) {
+Scan direct(const std::vector<uint32_t>& keys, const Bracket& br, uint64_t first) {
+  const uint32_t lo = br.lo, hi = br.hi;
   Scan s;
   for (size_t i = 0; i < keys.size(); ++i) {
     const uint32_t k = keys[i];
     if (k > hi) ++s.counts.above;
     if (k < lo || k > hi) continue;
-    if ((k & 0xffffu) == 0 && (k >> 16) >= eq_bin && (k >> 16) < eq_bin + kBracketBins)
-      ++s.counts.equal[(k >> 16) - eq_bin];
+    const uint32_t o = (k >> 16) - br.eq_bin;
+    if ((k & 0xffffu) == 0 && (k >> 16) >= br.eq_bin && o < kBracketWindow && br.slot[o] != kNoSlot)
+      ++s.counts.equal[br.slot[o]];
     else
       s.cand.push_back((static_cast<uint64_t>(0x7fffffffu - k) << 32) | (first + i));
   }
@@ -48,7 +50,7 @@ TEST(BracketScan, KernelsAgreeWithADirectCount) {
   for (int trial = 0; trial < 60; ++trial) {
     const size_t n = 1 + rng() % 5000;
     const bool bottom = trial % 5 == 0;  // from the bottom, zeros left out
-    const uint32_t lo_bin = bottom ? 0 : 0x3a00 + rng() % 8, bins = 1 + rng() % (2 * kBracketBins);
+    const uint32_t lo_bin = bottom ? 0 : 0x3a00 + rng() % 8, bins = 1 + rng() % (kBracketWindow + 8);
     // Counted bins: anywhere from below the bracket to its top.
     const uint32_t eq_bin = lo_bin + rng() % bins - (lo_bin > 0 ? rng() % 2 : 0);
     const uint32_t lo = bottom ? 1 : lo_bin << 16;
@@ -73,26 +75,37 @@ TEST(BracketScan, KernelsAgreeWithADirectCount) {
       b[i] = 0.0f;
     }
     const uint64_t first = rng() % 100000;
-    const Scan want = direct(keys, lo, hi, eq_bin, first);
+    Bracket br;
+    br.lo = lo;
+    br.hi = hi;
+    br.eq_bin = eq_bin;
+    br.dense = trial % 2 == 1;
+    // Up to kBracketBins slots on random bins of the window.
+    for (uint32_t j = 0; j < kBracketBins; ++j)
+      if (rng() % 3 != 0) br.slot[rng() % kBracketWindow] = j;
+    for (uint32_t o = 0; o < kBracketWindow; ++o)  // a slot names one bin only
+      for (uint32_t q = 0; q < o; ++q)
+        if (br.slot[q] == br.slot[o]) br.slot[o] = kNoSlot;
+    const Scan want = direct(keys, br, first);
     std::vector<uint64_t> out(n + kBracketScanSlack);
     {
       BracketCounts c;
-      size_t kept = bracket_scan_keys(keys.data(), n, lo, hi, eq_bin, first, out.data(), &c);
+      size_t kept = bracket_scan_keys(keys.data(), n, br, first, out.data(), &c);
       expect_same(want, c, {out.begin(), out.begin() + static_cast<std::ptrdiff_t>(kept)}, "keys");
     }
     {
       BracketCounts c;
-      size_t kept = bracket_scan_delta(x.data(), b.data(), n, lo, hi, eq_bin, first, out.data(), &c);
+      size_t kept = bracket_scan_delta(x.data(), b.data(), n, br, first, out.data(), &c);
       expect_same(want, c, {out.begin(), out.begin() + static_cast<std::ptrdiff_t>(kept)}, "delta");
     }
     {
       BracketCounts c;
-      size_t kept = bracket_scan_keys_portable(keys.data(), n, lo, hi, eq_bin, first, out.data(), &c);
+      size_t kept = bracket_scan_keys_portable(keys.data(), n, br, first, out.data(), &c);
       expect_same(want, c, {out.begin(), out.begin() + static_cast<std::ptrdiff_t>(kept)}, "keys portable");
     }
     {
       BracketCounts c;
-      size_t kept = bracket_scan_delta_portable(x.data(), b.data(), n, lo, hi, eq_bin, first, out.data(), &c);
+      size_t kept = bracket_scan_delta_portable(x.data(), b.data(), n, br, first, out.data(), &c);
       expect_same(want, c, {out.begin(), out.begin() + static_cast<std::ptrdiff_t>(kept)}, "delta portable");
     }
   }

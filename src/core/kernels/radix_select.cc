@@ -171,7 +171,7 @@ void TopSelector::observe(Local& local, uint64_t block, uint64_t first_index, co
       if (br_overflow_.load(std::memory_order_relaxed)) break;
       if (local.scratch.size() < n + kBracketScanSlack) local.scratch.resize(n + kBracketScanSlack);
       BracketCounts counts;
-      const size_t kept = bracket_scan_keys(keys, n, br_lo_, br_hi_, br_eq_bin_, first_index, local.scratch.data(), &counts);
+      const size_t kept = bracket_scan_keys(keys, n, br_, first_index, local.scratch.data(), &counts);
       observe_bracket(local, block, counts, kept);
       break;
     }
@@ -214,7 +214,7 @@ void TopSelector::observe_delta(Local& local, uint64_t block, uint64_t first_ind
     if (br_overflow_.load(std::memory_order_relaxed)) return;
     if (local.scratch.size() < n + kBracketScanSlack) local.scratch.resize(n + kBracketScanSlack);
     BracketCounts counts;
-    const size_t kept = bracket_scan_delta(x, b, n, br_lo_, br_hi_, br_eq_bin_, first_index, local.scratch.data(), &counts);
+    const size_t kept = bracket_scan_delta(x, b, n, br_, first_index, local.scratch.data(), &counts);
     observe_bracket(local, block, counts, kept);
     return;
   }
@@ -526,15 +526,16 @@ void TopSelector::after_threshold(uint64_t equal) {
   if (cut) eq_before_.assign(blocks_, 0);
 }
 
-// The bracket holds sample ranks (f -+ delta) s around f = m/n, delta = 4 standard
-// deviations of a sample rank's error, 4 sqrt(f (1 - f) / s) (at least 0.1 %): for keys
-// drawn independently a miss is then rare, and the sample's pieces of neighbouring
-// elements are less informative than that, but a miss only costs speed. s = 40960 keys
-// (40 pieces), more when the bracket would otherwise hold more keys than half the
-// candidate cap, and at most a quarter of the tensor (else no bracket).
+// The bracket holds sample ranks (f -+ delta) s around f = m/n, delta = 4 standard errors
+// of the sample's fraction of keys above its f-quantile (at least 0.1 %). The sample is
+// pieces of neighbouring keys, which are alike (rows), so the standard error is measured
+// between pieces (cluster sampling), not taken as the binomial sqrt(f (1 - f) / s) that
+// independent keys would give (it is never taken below that). s = 40960 keys, more when
+// the bracket would otherwise hold more keys than half the candidate cap, and at most a
+// quarter of the tensor (else no bracket).
 namespace {
 constexpr double kBracketSample = 40960;
-double bracket_delta(double f, double s) { return std::max(1e-3, 4 * std::sqrt(f * (1 - f) / s)); }
+double binomial_delta(double f, double s) { return std::max(1e-3, 4 * std::sqrt(f * (1 - f) / s)); }
 }  // namespace
 
 uint64_t TopSelector::bracket_sample_size() const {
@@ -544,64 +545,134 @@ uint64_t TopSelector::bracket_sample_size() const {
   const double cap_delta = static_cast<double>(max_candidates_) / (4 * n);
   if (cap_delta < 1e-3) return 0;
   double want = kBracketSample;
-  if (bracket_delta(f, want) > cap_delta) want = 16 * f * (1 - f) / (cap_delta * cap_delta);
+  if (binomial_delta(f, want) > cap_delta) want = 16 * f * (1 - f) / (cap_delta * cap_delta);
   want = std::max(want, 16384.0);
   if (want > n / 4) return 0;  // sampling would cost a quarter of a pass: histogram instead
   return static_cast<uint64_t>(want);
 }
 
-// Per high-16-bit bin: count + (count of keys with low bits set) << 32, as in pass 1.
 void TopSelector::sample(const uint32_t* keys, size_t n) {
-  if (sample_hist_.empty()) sample_hist_.assign(32768, 0);
-  for (size_t i = 0; i < n; ++i)
-    sample_hist_[keys[i] >> 16] += 1 + (static_cast<uint64_t>((keys[i] & 0xffffu) != 0) << 32);
-  sampled_ += n;
+  sample_keys_.insert(sample_keys_.end(), keys, keys + n);
+  sample_pieces_.push_back(sample_keys_.size());
 }
 
+// Sample ranks are found in a histogram of the sample's high 16 key bits (bins are all
+// the bracket resolves), and the between-piece error is that of the fraction of keys in
+// bins above the middle bin.
 void TopSelector::end_sample() {
-  std::vector<uint64_t> h = std::move(sample_hist_);
-  sample_hist_ = {};
-  const uint64_t s = sampled_;
-  sampled_ = 0;
-  if (stage_ != kHi || h.empty() || s == 0 || bracket_sample_size() == 0) return;
-  const double f = static_cast<double>(m_) / static_cast<double>(n_);
-  const double delta = bracket_delta(f, static_cast<double>(s));
-  // Sample ranks from the top: from the bin of rank (f - delta) s down to the bin of rank
-  // (f + delta) s, the bin of rank f s in between.
-  const double top_rank = (f - delta) * static_cast<double>(s);
-  const double mid_rank = f * static_cast<double>(s);
-  const double bottom_rank = (f + delta) * static_cast<double>(s);
-  int top = -1, mid = -1, bottom = 0;
-  uint64_t cum = 0;
-  for (int b = 32767; b >= 0; --b) {
-    const uint64_t c = h[static_cast<size_t>(b)] & 0xffffffffu;
-    if (c == 0) continue;
-    if (top < 0 && static_cast<double>(cum + c) > top_rank) top = b;
-    if (mid < 0 && static_cast<double>(cum + c) > mid_rank) mid = b;
-    cum += c;
-    if (static_cast<double>(cum) > bottom_rank) {
-      bottom = b;
-      break;
+  std::vector<uint32_t> k = std::move(sample_keys_);
+  std::vector<size_t> ends = std::move(sample_pieces_);
+  sample_keys_ = {};
+  sample_pieces_ = {};
+  const size_t s = k.size();
+  if (stage_ != kHi || s < 2 || ends.size() < 2 || bracket_sample_size() == 0) return;
+  const double f = static_cast<double>(m_) / static_cast<double>(n_), ss = static_cast<double>(s);
+  // Per bin: count | count of keys with low bits << 32.
+  std::vector<uint64_t> h(32768, 0);
+  for (uint32_t key : k) h[key >> 16] += 1 + (static_cast<uint64_t>((key & 0xffffu) != 0) << 32);
+  // The bin holding sample rank r from the top (0-based).
+  auto bin_of_rank = [&](double r) {
+    uint64_t cum = 0;
+    for (int b = 32767; b >= 0; --b) {
+      cum += h[static_cast<size_t>(b)] & 0xffffffffu;
+      if (static_cast<double>(cum) > r) return b;
+    }
+    return 0;
+  };
+  const int mid = bin_of_rank(f * ss);
+  // Per piece, counts of the bins within +-kReach of the middle one, and of the keys above
+  // them: the fraction of keys above any boundary there, per piece and pooled.
+  constexpr int kReach = 64;
+  const int w_lo = std::max(0, mid - kReach), w_hi = std::min(32767, mid + kReach), w = w_hi - w_lo + 1;
+  const size_t pieces = ends.size();
+  std::vector<uint32_t> counts(pieces * static_cast<size_t>(w + 1), 0);  // [w] = above w_hi
+  std::vector<double> len(pieces);
+  size_t begin = 0;
+  for (size_t p = 0; p < pieces; ++p) {
+    uint32_t* c = counts.data() + p * static_cast<size_t>(w + 1);
+    for (size_t i = begin; i < ends[p]; ++i) {
+      const int b = static_cast<int>(k[i] >> 16);
+      if (b > w_hi) ++c[w];
+      else if (b >= w_lo) ++c[b - w_lo];
+    }
+    len[p] = static_cast<double>(ends[p] - begin);
+    begin = ends[p];
+  }
+  // Running per-piece counts of keys above (or at and above) a boundary, walked from the
+  // top of the window; a boundary is safe when the pooled fraction clears f by 4 standard
+  // errors: between pieces (neighbouring keys are alike), never below the binomial one.
+  std::vector<double> run(pieces);
+  for (size_t p = 0; p < pieces; ++p) run[p] = counts[p * static_cast<size_t>(w + 1) + static_cast<size_t>(w)];
+  auto fraction_and_error = [&](double* frac) {
+    double total = 0, sum = 0, sum2 = 0;
+    for (size_t p = 0; p < pieces; ++p) {
+      total += run[p];
+      const double q = run[p] / len[p];
+      sum += q;
+      sum2 += q * q;
+    }
+    const double np = static_cast<double>(pieces);
+    *frac = total / ss;
+    const double var = std::max(0.0, (sum2 - sum * sum / np) / (np - 1));
+    return std::max(std::sqrt(var / np), std::sqrt(std::max(*frac * (1 - *frac), 1.0 / ss) / ss));
+  };
+  int top = -1, bottom = -1;
+  double frac;
+  for (int b = w_hi; b >= w_lo; --b) {
+    // run = keys above b: the bracket may end at b when that fraction is surely below f.
+    if (b >= mid) {
+      const double err = fraction_and_error(&frac);
+      if (frac + 4 * err < f) top = b;  // the lowest such b >= mid wins
+    }
+    for (size_t p = 0; p < pieces; ++p) run[p] += counts[p * static_cast<size_t>(w + 1) + static_cast<size_t>(b - w_lo)];
+    // run = keys at b or above: the bracket may start at b when that is surely above f.
+    if (b <= mid && bottom < 0) {
+      const double err = fraction_and_error(&frac);
+      if (frac - 4 * err > f) bottom = b;
     }
   }
-  if (top < 0 || mid < 0) return;
-  // The values of kBracketBins bins around the middle one are counted; every other key
-  // inside is a candidate. Expected candidates over the cap: histogram passes instead.
-  const int eq_bin = std::max(bottom, std::min(mid - 1, top - static_cast<int>(kBracketBins) + 1));
+  if (top < 0) top = 32767;  // nothing in reach is surely above the m-th key
+  if (bottom < 0) bottom = 0;
+  // The values of the kBracketBins bins of the bracket with the most round sample keys
+  // are counted (greedily, while they fit in a window of kBracketWindow bins); every other
+  // key inside is a candidate. Expected candidates over the cap, or over half of the
+  // keys: histogram passes instead.
+  const int window = static_cast<int>(kBracketWindow);
+  std::vector<std::pair<uint64_t, int>> round;  // (round sample keys, bin)
+  for (int b = bottom; b <= top; ++b) {
+    const uint64_t v = h[static_cast<size_t>(b)];
+    const uint64_t r = (v & 0xffffffffu) - (v >> 32);
+    if (r > 0) round.emplace_back(r, b);
+  }
+  std::sort(round.begin(), round.end(), std::greater<>());
+  std::vector<int> chosen;
+  int first = 32767, last = 0;
+  for (const auto& [r, b] : round) {
+    if (chosen.size() == kBracketBins) break;
+    if (std::max(last, b) - std::min(first, b) >= window) continue;
+    chosen.push_back(b);
+    first = std::min(first, b);
+    last = std::max(last, b);
+  }
+  const int eq_bin = chosen.empty() ? bottom : first;
+  Bracket br;
+  for (size_t j = 0; j < chosen.size(); ++j) br.slot[chosen[j] - eq_bin] = static_cast<uint32_t>(j);
   uint64_t cand = 0;
   for (int b = bottom; b <= top; ++b) {
     const uint64_t v = h[static_cast<size_t>(b)];
-    const bool counted = b >= eq_bin && b < eq_bin + static_cast<int>(kBracketBins);
+    const int o = b - eq_bin;
+    const bool counted = o >= 0 && o < window && br.slot[o] < kBracketBins;
     cand += counted ? v >> 32 : v & 0xffffffffu;
   }
-  if (static_cast<double>(cand) / static_cast<double>(s) * static_cast<double>(n_) >
-      static_cast<double>(max_candidates_) / 2)
-    return;
-  br_eq_bin_ = static_cast<uint32_t>(eq_bin);
-  br_hi_ = (static_cast<uint32_t>(top) << 16) | 0xffffu;
+  const double cand_share = static_cast<double>(cand) / ss;
+  if (cand_share > 0.5 || cand_share * static_cast<double>(n_) > static_cast<double>(max_candidates_) / 2) return;
+  br_ = br;
+  br_.eq_bin = static_cast<uint32_t>(eq_bin);
+  br_.hi = (static_cast<uint32_t>(top) << 16) | 0xffffu;
   br_bottom_ = bottom == 0;
-  br_lo_ = static_cast<uint32_t>(bottom) << 16;
-  if (br_bottom_ && zero_neutral_) br_lo_ = 1;  // zeros: neither counted nor collected
+  br_.lo = static_cast<uint32_t>(bottom) << 16;
+  if (br_bottom_ && zero_neutral_) br_.lo = 1;  // zeros: neither counted nor collected
+  br_.dense = cand_share > 0.01;
   above_ = 0;
   br_eq_.assign(blocks_ * kBracketBins, 0);
   br_overflow_.store(false, std::memory_order_relaxed);
@@ -617,13 +688,15 @@ uint64_t TopSelector::bracket_misses() { return g_bracket_misses.load(); }
 // zeros are neutral: T = 0, and selecting every zero changes nothing. Otherwise (a miss,
 // or too many candidates) the histogram passes start.
 void TopSelector::resolve_bracket() {
-  const uint32_t lo_bin = br_lo_ >> 16, hi_bin = br_hi_ >> 16;
+  const uint32_t lo_bin = br_.lo >> 16, hi_bin = br_.hi >> 16;
   // Per bin of the bracket: counted keys (== its value) and candidates.
   std::vector<uint64_t> eq(hi_bin - lo_bin + 1, 0), cand(hi_bin - lo_bin + 1, 0);
   if (!br_overflow_.load(std::memory_order_relaxed)) {
-    for (uint64_t blk = 0; blk < blocks_; ++blk)
-      for (uint32_t j = 0; j < kBracketBins; ++j)
-        if (br_eq_bin_ + j <= hi_bin) eq[br_eq_bin_ + j - lo_bin] += br_eq_[blk * kBracketBins + j];
+    for (uint32_t o = 0; o < kBracketWindow; ++o) {
+      const uint32_t j = br_.slot[o], b = br_.eq_bin + o;
+      if (j >= kBracketBins || b < lo_bin || b > hi_bin) continue;
+      for (uint64_t blk = 0; blk < blocks_; ++blk) eq[b - lo_bin] += br_eq_[blk * kBracketBins + j];
+    }
     for (uint64_t c : cand_) ++cand[((0x7fffffffu - static_cast<uint32_t>(c >> 32)) >> 16) - lo_bin];
   }
   bool found = false, below = false;
@@ -669,7 +742,7 @@ void TopSelector::resolve_bracket() {
       uint64_t acc = 0;
       for (uint64_t blk = 0; blk < blocks_; ++blk) {
         eq_before_[blk] = acc;
-        acc += br_eq_[blk * kBracketBins + (bin - br_eq_bin_)];
+        acc += br_eq_[blk * kBracketBins + br_.slot[bin - br_.eq_bin]];
       }
     }
   } else if (below) {

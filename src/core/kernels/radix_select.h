@@ -96,7 +96,8 @@ class TopSelector {
   void enable_bracket() { want_bracket_ = !small_ && !values_only_; }
   // Keys wanted in the sample; 0 when bracketing does not apply (then no sample needed).
   uint64_t bracket_sample_size() const;
-  // Feed the sample (one thread, before the first pass), then end_sample().
+  // Feed the sample (one thread, before the first pass; one call per piece of
+  // neighbouring keys), then end_sample().
   void sample(const uint32_t* keys, size_t n);
   void end_sample();
   // Bracketed first passes that missed (process-wide, for tests and diagnostics).
@@ -164,11 +165,10 @@ class TopSelector {
   bool small_ = false;
   bool full_keys_ = false;  // cand_ packs whole keys (small tensors, brackets)
   bool want_bracket_ = false;
-  std::vector<uint64_t> sample_hist_;  // bracket sample: per bin, count | low-bits count << 32
-  uint64_t sampled_ = 0;
-  uint32_t br_lo_ = 0, br_hi_ = 0;     // kBracket: candidates are keys in [br_lo_, br_hi_]
+  std::vector<uint32_t> sample_keys_;     // bracket sample, piece after piece
+  std::vector<size_t> sample_pieces_;     // end of each piece in sample_keys_
+  Bracket br_;                         // kBracket: where the bracket lies
   bool br_bottom_ = false;             // the bracket reaches key 0 (zeros left out if neutral)
-  uint32_t br_eq_bin_ = 0;             // first of the kBracketBins bins whose values are counted
   std::vector<uint64_t> br_eq_;        // per block x kBracketBins: keys == a counted bin's value
   std::atomic<bool> br_overflow_{false};  // more candidates than max_candidates_
   uint64_t blocks_;
