@@ -169,9 +169,11 @@ class GtaMerger final : public TensorMerger {
   }
 
  private:
-  // DELLA's masks cost a row sort and a draw per element: stored between the passes.
-  // DARE's draw alone is cheaper than packing and unpacking bits (measured), so redrawn.
-  bool stores_masks() const { return kind_.sparsifier == Sparsifier::Della; }
+  // DELLA's masks cost a row sort and a draw per element, DARE's a draw (Philox, 28% of a
+  // dare_ties merge when drawn in both passes): stored between the passes as bits.
+  bool stores_masks() const {
+    return kind_.sparsifier == Sparsifier::Della || kind_.sparsifier == Sparsifier::Random;
+  }
   static void store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n);
   static void load_mask(const ModelState& m, uint64_t g, size_t n, float* mask);
   // Both breadcrumbs cuts still need the first histogram of the same keys: gather it once.
@@ -411,6 +413,13 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
 // Chunk edges need not fall on 64-element words (DELLA's blocks are whole rows), so the
 // words are OR-ed atomically; the element-wise pass reads them after finish_pass.
 void GtaMerger::store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n) {
+  if (g % 64 == 0 && n % 64 == 0 && n <= kTile) {
+    // Whole words of this span alone (DARE's tiles): packed by the vector kernel, stored.
+    uint64_t words[kTile / 64];
+    pack_mask_words(mask, n / 64, words);
+    for (size_t w = 0; w < n / 64; ++w) m.kept_bits[g / 64 + w].store(words[w], std::memory_order_relaxed);
+    return;
+  }
   size_t i = 0;
   while (i < n) {
     const uint64_t word = (g + i) / 64, bit0 = (g + i) % 64;
@@ -423,6 +432,12 @@ void GtaMerger::store_mask(const ModelState& m, uint64_t g, const float* mask, s
 }
 
 void GtaMerger::load_mask(const ModelState& m, uint64_t g, size_t n, float* mask) {
+  if (g % 64 == 0 && n % 64 == 0 && n <= kTile) {
+    uint64_t words[kTile / 64];
+    for (size_t w = 0; w < n / 64; ++w) words[w] = m.kept_bits[g / 64 + w].load(std::memory_order_relaxed);
+    unpack_mask_words(words, n / 64, mask);
+    return;
+  }
   size_t i = 0;
   while (i < n) {
     const uint64_t word = (g + i) / 64, bit0 = (g + i) % 64;

@@ -3,6 +3,10 @@
 
 #include <algorithm>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 #include <hwy/contrib/sort/vqsort.h>
 
 #include "kernels/radix_select.h"
@@ -67,6 +71,53 @@ AMALGAM_SIMD_CLONES void bernoulli_mask(const float* u, float p, size_t n, float
 
 AMALGAM_SIMD_CLONES void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask) {
   for (size_t i = 0; i < n; ++i) mask[i] = u[i] < p[i] ? 1.0f : 0.0f;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// A compare per 16 elements gives their 16 bits; a masked move per 16 gives them back.
+__attribute__((target("avx512f"))) static void pack_words_avx512(const float* mask, size_t words, uint64_t* out) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (size_t w = 0; w < words; ++w) {
+    const float* m = mask + 64 * w;
+    uint64_t v = 0;
+    for (int q = 0; q < 4; ++q)
+      v |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(m + 16 * q), zero, _CMP_NEQ_UQ)) << (16 * q);
+    out[w] = v;
+  }
+}
+__attribute__((target("avx512f"))) static void unpack_words_avx512(const uint64_t* in, size_t words, float* mask) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (size_t w = 0; w < words; ++w)
+    for (int q = 0; q < 4; ++q)
+      _mm512_storeu_ps(mask + 64 * w + 16 * q, _mm512_maskz_mov_ps(static_cast<__mmask16>(in[w] >> (16 * q)), one));
+}
+#pragma GCC diagnostic pop
+static bool have_avx512() {
+  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
+  return v;
+}
+#else
+static bool have_avx512() { return false; }
+static void pack_words_avx512(const float*, size_t, uint64_t*) {}
+static void unpack_words_avx512(const uint64_t*, size_t, float*) {}
+#endif
+
+void pack_mask_words(const float* mask, size_t words, uint64_t* out) {
+  if (have_avx512()) return pack_words_avx512(mask, words, out);
+  for (size_t w = 0; w < words; ++w) {
+    uint64_t v = 0;
+    for (size_t j = 0; j < 64; ++j) v |= static_cast<uint64_t>(mask[64 * w + j] != 0.0f) << j;
+    out[w] = v;
+  }
+}
+
+void unpack_mask_words(const uint64_t* in, size_t words, float* mask) {
+  if (have_avx512()) return unpack_words_avx512(in, words, mask);
+  for (size_t w = 0; w < words; ++w)
+    for (size_t j = 0; j < 64; ++j) mask[64 * w + j] = static_cast<float>((in[w] >> j) & 1);
 }
 
 AMALGAM_SIMD_CLONES uint64_t masked_delta(const float* __restrict x, const float* __restrict b, size_t n, uint32_t t,

@@ -19,6 +19,10 @@ void delta_keys_only(const float* x, const float* b, size_t n, uint32_t* keys);
 void delta_only(const float* x, const float* b, size_t n, float* d);
 void bernoulli_mask(const float* u, float p, size_t n, float* mask);
 void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask);
+// 0/1 masks as bits, 64 elements a word (bit j of word w = element 64 w + j): the masks
+// kept between passes.
+void pack_mask_words(const float* mask, size_t words, uint64_t* out);
+void unpack_mask_words(const uint64_t* in, size_t words, float* mask);
 // e = w * ((d * mask) * s) with d = x - b and mask = key(d) > t (or >= t when
 // with_equal): delta_keys + apply_top_cut + weigh in one loop, the same bits. Returns the
 // number of keys == t (the tie-rank counter's advance).
