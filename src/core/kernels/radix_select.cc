@@ -582,7 +582,7 @@ void TopSelector::end_sample() {
   const int mid = bin_of_rank(f * ss);
   // Per piece, counts of the bins within +-kReach of the middle one, and of the keys above
   // them: the fraction of keys above any boundary there, per piece and pooled.
-  constexpr int kReach = 64;
+  constexpr int kReach = 256;  // two binades: bf16-valued keys can sit 128 bins apart
   const int w_lo = std::max(0, mid - kReach), w_hi = std::min(32767, mid + kReach), w = w_hi - w_lo + 1;
   const size_t pieces = ends.size();
   std::vector<uint32_t> counts(pieces * static_cast<size_t>(w + 1), 0);  // [w] = above w_hi
