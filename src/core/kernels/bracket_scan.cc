@@ -25,20 +25,25 @@ inline size_t scan_portable(size_t n, const Bracket& br, uint64_t first_index, u
   const uint32_t lo = br.lo, hi = br.hi, eq_bin = br.eq_bin, span = hi - lo;
   size_t kept = 0;
   uint64_t up = 0;
-  uint64_t eq[kBracketBins] = {};
+  uint64_t eq[kBracketBins] = {}, frac[kBracketBins] = {};
   for (size_t i = 0; i < n; ++i) {
     const uint32_t k = key_at(i);
     up += k > hi;
     const bool in = k - lo <= span;  // unsigned: lo <= k <= hi
     const uint32_t o = (k >> 16) - eq_bin;
     const uint32_t j = br.slot[o & (kBracketWindow - 1)];
-    const bool counted = in && (k & 0xffffu) == 0 && o < kBracketWindow && j < kBracketBins;
-    eq[j & (kBracketBins - 1)] += counted;
+    const bool counted = in && o < kBracketWindow && j < kBracketBins;
+    const bool round = (k & 0xffffu) == 0;
+    eq[j & (kBracketBins - 1)] += counted && round;
+    frac[j & (kBracketBins - 1)] += counted && !round;
     out[kept] = (static_cast<uint64_t>(0x7fffffffu - k) << 32) | (first_index + i);
     kept += in && !counted;
   }
   counts->above += up;
-  for (uint32_t j = 0; j < kBracketBins; ++j) counts->equal[j] += eq[j];
+  for (uint32_t j = 0; j < kBracketBins; ++j) {
+    counts->equal[j] += eq[j];
+    counts->frac[j] += frac[j];
+  }
   return kept;
 }
 
@@ -81,8 +86,9 @@ __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const float
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   size_t kept = 0, i = 0;
-  uint64_t eq[kBracketBins] = {};
+  uint64_t eq[kBracketBins] = {}, fr[kBracketBins] = {};
   __m512i fields = _mm512_setzero_si512(), fields_hi = _mm512_setzero_si512();
+  __m512i ffields = _mm512_setzero_si512(), ffields_hi = _mm512_setzero_si512();  // keys with low bits
   __m512i above = _mm512_setzero_si512();  // per lane: n / 16 < 2^27
   for (; i + 16 <= n; i += 16) {
     __m512i k;
@@ -97,17 +103,22 @@ __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const float
     const __mmask16 frac = _mm512_test_epi32_mask(k, low_mask);  // low bits set
     const __m512i o = _mm512_sub_epi32(_mm512_srli_epi32(k, 16), veq_bin);
     const __m512i j = _mm512_permutex2var_epi32(slots_lo, o, slots_hi);  // slot of bin o (o % 32)
-    const __mmask16 counted = in & static_cast<__mmask16>(~frac) & _mm512_cmplt_epu32_mask(o, vwindow) &
-                              _mm512_cmplt_epu32_mask(j, vbins);
+    const __mmask16 counted = in & _mm512_cmplt_epu32_mask(o, vwindow) & _mm512_cmplt_epu32_mask(j, vbins);
+    const __mmask16 round = counted & static_cast<__mmask16>(~frac), fracs = counted & frac;
     // sllv by 32 or more gives 0: bins 4-7 add nothing to `fields`, bins 0-3 nothing to
     // `fields_hi` (j - 4 wraps to a huge count).
     const __m512i shift = _mm512_slli_epi32(j, 3);
-    fields = _mm512_mask_add_epi32(fields, counted, fields, _mm512_sllv_epi32(one, shift));
-    fields_hi = _mm512_mask_add_epi32(fields_hi, counted, fields_hi,
-                                      _mm512_sllv_epi32(one, _mm512_sub_epi32(shift, _mm512_set1_epi32(32))));
+    const __m512i bit = _mm512_sllv_epi32(one, shift);
+    const __m512i bit_hi = _mm512_sllv_epi32(one, _mm512_sub_epi32(shift, _mm512_set1_epi32(32)));
+    fields = _mm512_mask_add_epi32(fields, round, fields, bit);
+    fields_hi = _mm512_mask_add_epi32(fields_hi, round, fields_hi, bit_hi);
+    ffields = _mm512_mask_add_epi32(ffields, fracs, ffields, bit);
+    ffields_hi = _mm512_mask_add_epi32(ffields_hi, fracs, ffields_hi, bit_hi);
     if ((i & 1023) == 1008) {
       flush_fields(fields, eq);
       flush_fields(fields_hi, eq + 4);
+      flush_fields(ffields, fr);
+      flush_fields(ffields_hi, fr + 4);
     }
     const unsigned m = in & static_cast<__mmask16>(~counted);
     if (!dense && m == 0) continue;  // usual for bf16-sourced keys: mostly counted
@@ -124,8 +135,13 @@ __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const float
   }
   flush_fields(fields, eq);
   flush_fields(fields_hi, eq + 4);
+  flush_fields(ffields, fr);
+  flush_fields(ffields_hi, fr + 4);
   counts->above += static_cast<uint32_t>(_mm512_reduce_add_epi32(above));
-  for (uint32_t j = 0; j < kBracketBins; ++j) counts->equal[j] += eq[j];
+  for (uint32_t j = 0; j < kBracketBins; ++j) {
+    counts->equal[j] += eq[j];
+    counts->frac[j] += fr[j];
+  }
   size_t tail;
   if constexpr (kDelta) {
     const float* x = static_cast<const float*>(a) + i;

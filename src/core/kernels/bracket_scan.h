@@ -1,9 +1,9 @@
 // The hot loop of a bracketed top-k selection (kernels/radix_select.h): one scan of the
 // keys that, for a key range [br.lo, br.hi],
 //   - counts the keys above br.hi,
-//   - counts the keys inside that are the value of one of kBracketBins chosen bins of 2^16
-//     keys (low 16 bits zero: the many equal magnitudes of bf16-sourced task vectors), per
-//     bin, and
+//   - counts the keys inside in one of kBracketBins chosen bins of 2^16 keys, per bin:
+//     those equal to the bin's value (low 16 bits zero: the many equal magnitudes of
+//     bf16-sourced task vectors) and the others, and
 //   - collects the other keys inside as (inverted key << 32 | index), the packing whose
 //     ascending order is key descending, then index ascending.
 // Keys are abs_key() bit patterns (< 2^31); indices < 2^32. An AVX-512 kernel (compares,
@@ -22,6 +22,7 @@ inline constexpr size_t kBracketScanSlack = 16;
 struct BracketCounts {
   uint64_t above = 0;
   uint64_t equal[kBracketBins] = {};  // keys == the value of the bin in slot j
+  uint64_t frac[kBracketBins] = {};   // the bin's other keys (low bits set)
 };
 
 // Where the bracket lies: its key range; the counted bins: bin eq_bin + o has slot[o]

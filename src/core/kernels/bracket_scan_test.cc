@@ -28,8 +28,8 @@ Scan direct(const std::vector<uint32_t>& keys, const Bracket& br, uint64_t first
     if (k > hi) ++s.counts.above;
     if (k < lo || k > hi) continue;
     const uint32_t o = (k >> 16) - br.eq_bin;
-    if ((k & 0xffffu) == 0 && (k >> 16) >= br.eq_bin && o < kBracketWindow && br.slot[o] != kNoSlot)
-      ++s.counts.equal[br.slot[o]];
+    if ((k >> 16) >= br.eq_bin && o < kBracketWindow && br.slot[o] != kNoSlot)
+      ++((k & 0xffffu) == 0 ? s.counts.equal : s.counts.frac)[br.slot[o]];
     else
       s.cand.push_back((static_cast<uint64_t>(0x7fffffffu - k) << 32) | (first + i));
   }
@@ -38,7 +38,10 @@ Scan direct(const std::vector<uint32_t>& keys, const Bracket& br, uint64_t first
 
 void expect_same(const Scan& want, BracketCounts got, std::vector<uint64_t> cand, const char* what) {
   EXPECT_EQ(got.above, want.counts.above) << what;
-  for (uint32_t j = 0; j < kBracketBins; ++j) EXPECT_EQ(got.equal[j], want.counts.equal[j]) << what << " bin " << j;
+  for (uint32_t j = 0; j < kBracketBins; ++j) {
+    EXPECT_EQ(got.equal[j], want.counts.equal[j]) << what << " bin " << j;
+    EXPECT_EQ(got.frac[j], want.counts.frac[j]) << what << " bin " << j;
+  }
   std::sort(cand.begin(), cand.end());
   std::vector<uint64_t> w = want.cand;
   std::sort(w.begin(), w.end());

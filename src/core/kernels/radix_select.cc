@@ -249,7 +249,10 @@ void TopSelector::borrow(Local& local) {
 // that alone passes the cap gives up the bracket at once.
 void TopSelector::observe_bracket(Local& local, uint64_t block, const BracketCounts& counts, size_t kept) {
   local.above += counts.above;
-  for (uint32_t j = 0; j < kBracketBins; ++j) br_eq_[block * kBracketBins + j] += counts.equal[j];
+  for (uint32_t j = 0; j < kBracketBins; ++j) {
+    br_eq_[block * kBracketBins + j] += counts.equal[j];
+    br_frac_[block * kBracketBins + j] += counts.frac[j];
+  }
   if (local.cand.size() + kept > max_candidates_) {
     br_overflow_.store(true, std::memory_order_relaxed);
     local.cand.clear();
@@ -633,21 +636,24 @@ void TopSelector::end_sample() {
   }
   if (top < 0) top = 32767;  // nothing in reach is surely above the m-th key
   if (bottom < 0) bottom = 0;
-  // The values of the kBracketBins bins of the bracket with the most round sample keys
-  // are counted (greedily, while they fit in a window of kBracketWindow bins); every other
-  // key inside is a candidate. Expected candidates over the cap, or over half of the
+  // The keys of the kBracketBins bins of the bracket with the most sample keys are
+  // counted, not kept (greedily, while they fit in a window of kBracketWindow bins);
+  // every other key inside is a candidate. Expected candidates over the cap, or over half of the
   // keys: histogram passes instead.
   const int window = static_cast<int>(kBracketWindow);
-  std::vector<std::pair<uint64_t, int>> round;  // (round sample keys, bin)
+  // Only bins whose sample keys are mostly their value qualify: a bin's keys with low
+  // bits are counted too, and when the m-th key is one of them a candidate pass over the
+  // bin follows (continuous keys are better kept as candidates: one pass).
+  std::vector<std::pair<uint64_t, int>> busy;  // (sample keys, bin)
   for (int b = bottom; b <= top; ++b) {
     const uint64_t v = h[static_cast<size_t>(b)];
-    const uint64_t r = (v & 0xffffffffu) - (v >> 32);
-    if (r > 0) round.emplace_back(r, b);
+    const uint64_t c = v & 0xffffffffu, with_low_bits = v >> 32;
+    if (c > 0 && 2 * with_low_bits < c) busy.emplace_back(c, b);
   }
-  std::sort(round.begin(), round.end(), std::greater<>());
+  std::sort(busy.begin(), busy.end(), std::greater<>());
   std::vector<int> chosen;
   int first = 32767, last = 0;
-  for (const auto& [r, b] : round) {
+  for (const auto& [c, b] : busy) {
     if (chosen.size() == kBracketBins) break;
     if (std::max(last, b) - std::min(first, b) >= window) continue;
     chosen.push_back(b);
@@ -662,7 +668,7 @@ void TopSelector::end_sample() {
     const uint64_t v = h[static_cast<size_t>(b)];
     const int o = b - eq_bin;
     const bool counted = o >= 0 && o < window && br.slot[o] < kBracketBins;
-    cand += counted ? v >> 32 : v & 0xffffffffu;
+    cand += counted ? 0 : v & 0xffffffffu;
   }
   const double cand_share = static_cast<double>(cand) / ss;
   if (cand_share > 0.5 || cand_share * static_cast<double>(n_) > static_cast<double>(max_candidates_) / 2) return;
@@ -675,6 +681,7 @@ void TopSelector::end_sample() {
   br_.dense = cand_share > 0.01;
   above_ = 0;
   br_eq_.assign(blocks_ * kBracketBins, 0);
+  br_frac_.assign(blocks_ * kBracketBins, 0);
   br_overflow_.store(false, std::memory_order_relaxed);
   stage_ = kBracket;
 }
@@ -689,13 +696,17 @@ uint64_t TopSelector::bracket_misses() { return g_bracket_misses.load(); }
 // or too many candidates) the histogram passes start.
 void TopSelector::resolve_bracket() {
   const uint32_t lo_bin = br_.lo >> 16, hi_bin = br_.hi >> 16;
-  // Per bin of the bracket: counted keys (== its value) and candidates.
-  std::vector<uint64_t> eq(hi_bin - lo_bin + 1, 0), cand(hi_bin - lo_bin + 1, 0);
+  // Per bin of the bracket: counted keys (== its value, and the others) and candidates.
+  const size_t bins = hi_bin - lo_bin + 1;
+  std::vector<uint64_t> eq(bins, 0), frac(bins, 0), cand(bins, 0);
   if (!br_overflow_.load(std::memory_order_relaxed)) {
     for (uint32_t o = 0; o < kBracketWindow; ++o) {
       const uint32_t j = br_.slot[o], b = br_.eq_bin + o;
       if (j >= kBracketBins || b < lo_bin || b > hi_bin) continue;
-      for (uint64_t blk = 0; blk < blocks_; ++blk) eq[b - lo_bin] += br_eq_[blk * kBracketBins + j];
+      for (uint64_t blk = 0; blk < blocks_; ++blk) {
+        eq[b - lo_bin] += br_eq_[blk * kBracketBins + j];
+        frac[b - lo_bin] += br_frac_[blk * kBracketBins + j];
+      }
     }
     for (uint64_t c : cand_) ++cand[((0x7fffffffu - static_cast<uint32_t>(c >> 32)) >> 16) - lo_bin];
   }
@@ -704,7 +715,7 @@ void TopSelector::resolve_bracket() {
   uint64_t above = above_;
   if (!br_overflow_.load(std::memory_order_relaxed) && above < m_) {
     for (uint32_t b = hi_bin + 1; b-- > lo_bin;) {
-      const uint64_t here = eq[b - lo_bin] + cand[b - lo_bin];
+      const uint64_t here = eq[b - lo_bin] + frac[b - lo_bin] + cand[b - lo_bin];
       if (above + here >= m_) {
         bin = b;
         found = true;
@@ -716,6 +727,26 @@ void TopSelector::resolve_bracket() {
   }
   if (found) {
     const uint64_t need = m_ - above;
+    const uint64_t in_bin_frac = frac[bin - lo_bin];
+    if (need <= in_bin_frac) {
+      // The m-th key has low bits in a counted bin: its keys were counted, not kept. One
+      // candidate pass over that bin (or its low-bits histogram when too large) follows.
+      hi_bin_ = bin;
+      above_ = above;
+      const uint64_t in_bin = in_bin_frac + eq[bin - lo_bin];
+      cand_.clear();
+      cand_.shrink_to_fit();
+      br_eq_ = {};
+      br_frac_ = {};
+      if (in_bin <= max_candidates_) {
+        cand_.reserve(in_bin);
+        stage_ = kCand;
+      } else {
+        hist_.assign(65536, 0);
+        stage_ = kLo;
+      }
+      return;
+    }
     const uint64_t in_bin_cand = cand[bin - lo_bin];
     if (need <= in_bin_cand) {
       // The m-th key is a candidate (it has low bits, or its bin's values are not
@@ -727,12 +758,13 @@ void TopSelector::resolve_bracket() {
       above_ = above;
       full_keys_ = true;
       br_eq_ = {};
+      br_frac_ = {};
       resolve_cand();
       return;
     }
-    // T = V: every candidate of the bin is above it; ranks among the equal keys.
+    // T = V: the bin's keys with low bits are above it; ranks among the equal keys.
     cut_.threshold = bin << 16;
-    cut_.need = need - in_bin_cand;
+    cut_.need = need - in_bin_frac - in_bin_cand;
     const uint64_t equal = eq[bin - lo_bin];
     if (cut_.need == equal || (zero_neutral_ && cut_.threshold == 0)) {
       cut_.ties = TopCut::All;
@@ -757,6 +789,7 @@ void TopSelector::resolve_bracket() {
     cand_.clear();
     cand_.shrink_to_fit();
     br_eq_ = {};
+    br_frac_ = {};
     above_ = 0;
     br_overflow_.store(false, std::memory_order_relaxed);
     stage_ = kHi;
@@ -765,6 +798,7 @@ void TopSelector::resolve_bracket() {
   cand_.clear();
   cand_.shrink_to_fit();
   br_eq_ = {};
+  br_frac_ = {};
   stage_ = kDone;
 }
 

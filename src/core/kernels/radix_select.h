@@ -170,6 +170,7 @@ class TopSelector {
   Bracket br_;                         // kBracket: where the bracket lies
   bool br_bottom_ = false;             // the bracket reaches key 0 (zeros left out if neutral)
   std::vector<uint64_t> br_eq_;        // per block x kBracketBins: keys == a counted bin's value
+  std::vector<uint64_t> br_frac_;      // per block x kBracketBins: a counted bin's other keys
   std::atomic<bool> br_overflow_{false};  // more candidates than max_candidates_
   uint64_t blocks_;
   uint64_t max_candidates_ = kMaxCandidates;
