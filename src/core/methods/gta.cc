@@ -246,9 +246,9 @@ class GtaMerger final : public TensorMerger {
               kind_.name, job_.name, n_));
         m.keep_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(N_ - n_bot), blocks, true, false);
         m.drop_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(n_top), blocks, true, false);
+        // No brackets here: one shared histogram serves both cuts, cheaper than two
+        // bracket scans (0.5B bench: 2.05-2.3 s against 2.5-2.8 s).
         if (shares_first_pass(m)) m.drop_top->follow(*m.keep_top);
-        m.keep_top->enable_bracket();
-        m.drop_top->enable_bracket();
         break;
       }
       case Sparsifier::Random:
