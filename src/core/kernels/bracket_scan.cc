@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "kernels/simd.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define AMALGAM_BRACKET_AVX512 1
@@ -156,10 +158,6 @@ __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const float
 }
 #pragma GCC diagnostic pop
 
-bool have_avx512() {
-  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
-  return v;
-}
 #endif
 
 }  // namespace
@@ -177,7 +175,7 @@ size_t bracket_scan_delta_portable(const float* x, const float* b, size_t n, con
 size_t bracket_scan_keys(const uint32_t* keys, size_t n, const Bracket& br,
                          uint64_t first_index, uint64_t* out, BracketCounts* counts) {
 #ifdef AMALGAM_BRACKET_AVX512
-  if (have_avx512()) return scan_avx512<false>(keys, nullptr, n, br, first_index, out, counts);
+  if (cpu_has_avx512f()) return scan_avx512<false>(keys, nullptr, n, br, first_index, out, counts);
 #endif
   return bracket_scan_keys_portable(keys, n, br, first_index, out, counts);
 }
@@ -185,7 +183,7 @@ size_t bracket_scan_keys(const uint32_t* keys, size_t n, const Bracket& br,
 size_t bracket_scan_delta(const float* x, const float* b, size_t n, const Bracket& br,
                           uint64_t first_index, uint64_t* out, BracketCounts* counts) {
 #ifdef AMALGAM_BRACKET_AVX512
-  if (have_avx512()) return scan_avx512<true>(x, b, n, br, first_index, out, counts);
+  if (cpu_has_avx512f()) return scan_avx512<true>(x, b, n, br, first_index, out, counts);
 #endif
   return bracket_scan_delta_portable(x, b, n, br, first_index, out, counts);
 }

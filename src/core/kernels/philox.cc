@@ -206,14 +206,9 @@ static bool have_avx2() {
   static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
   return v;
 }
-static bool have_avx512() {
-  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
-  return v;
-}
 #define AMALGAM_PHILOX_GROUPS(...) (avx2 ? philox_groups_avx2(__VA_ARGS__) : philox_groups(__VA_ARGS__))
 #else
 static bool have_avx2() { return false; }
-static bool have_avx512() { return false; }
 #define AMALGAM_PHILOX_GROUPS(...) ((void)avx2, philox_groups(__VA_ARGS__))
 #endif
 
@@ -246,7 +241,7 @@ static void uniforms_impl(uint64_t key, uint32_t model, uint64_t first, size_t n
 }
 
 void philox_uniforms(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out) {
-  uniforms_impl(key, model, first, n, out, have_avx2(), have_avx512());
+  uniforms_impl(key, model, first, n, out, have_avx2(), cpu_has_avx512f());
 }
 
 void philox_uniforms_portable(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out) {

@@ -17,6 +17,20 @@
 namespace amalgam {
 namespace {
 
+// The selected set a resolved selector gives, applied block by block as the methods do.
+std::vector<uint8_t> applied_selection(const TopSelector& sel, const std::vector<uint32_t>& keys, uint64_t block) {
+  const uint64_t n = keys.size(), blocks = (n + block - 1) / block;
+  std::vector<uint8_t> selected(n);
+  std::vector<float> mask(block);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    uint64_t rank = sel.equal_before(b);
+    const uint64_t first = b * block, cnt = std::min(block, n - first);
+    apply_top_cut(sel.cut(), first, keys.data() + first, cnt, &rank, mask.data());
+    for (uint64_t i = 0; i < cnt; ++i) selected[first + i] = mask[i] != 0.0f;
+  }
+  return selected;
+}
+
 // Selected set by (key desc, index asc), computed by the streaming selector.
 std::vector<uint8_t> select_streaming(const std::vector<uint32_t>& keys, uint64_t m, uint64_t block,
                                       bool zero_neutral, std::mt19937& rng, TopCut* cut_out = nullptr,
@@ -39,15 +53,7 @@ std::vector<uint8_t> select_streaming(const std::vector<uint32_t>& keys, uint64_
     sel.finish_pass();
   }
   if (cut_out) *cut_out = sel.cut();
-  std::vector<uint8_t> selected(n);
-  std::vector<float> mask(block);
-  for (uint64_t b = 0; b < blocks; ++b) {
-    uint64_t rank = sel.equal_before(b);
-    uint64_t first = b * block, cnt = std::min(block, n - first);
-    apply_top_cut(sel.cut(), first, keys.data() + first, cnt, &rank, mask.data());
-    for (uint64_t i = 0; i < cnt; ++i) selected[first + i] = mask[i] != 0.0f;
-  }
-  return selected;
+  return applied_selection(sel, keys, block);
 }
 
 std::vector<uint8_t> select_reference(const std::vector<uint32_t>& keys, uint64_t m) {
@@ -94,15 +100,7 @@ std::vector<uint8_t> select_bracketed(const std::vector<uint32_t>& keys, const s
     sel.finish_pass();
     ++*passes;
   }
-  std::vector<uint8_t> selected(n);
-  std::vector<float> mask(block);
-  for (uint64_t b = 0; b < blocks; ++b) {
-    uint64_t rank = sel.equal_before(b);
-    const uint64_t first = b * block, cnt = std::min(block, n - first);
-    apply_top_cut(sel.cut(), first, keys.data() + first, cnt, &rank, mask.data());
-    for (uint64_t i = 0; i < cnt; ++i) selected[first + i] = mask[i] != 0.0f;
-  }
-  return selected;
+  return applied_selection(sel, keys, block);
 }
 
 // The selected set with zeros that are neutral: any zero may be in or out.
@@ -213,15 +211,7 @@ TEST(RadixSelect, FollowerWhoseBracketMissedCountsItsOwnWindow) {
   }
   EXPECT_EQ(TopSelector::bracket_misses(), misses + 1);
   for (auto [sel, m] : {std::pair<TopSelector*, uint64_t>{&keep, m_keep}, {&drop, m_drop}}) {
-    std::vector<uint8_t> got(n);
-    std::vector<float> mask(block);
-    for (uint64_t b = 0; b < blocks; ++b) {
-      uint64_t rank = sel->equal_before(b);
-      const uint64_t first = b * block, cnt = std::min(block, n - first);
-      apply_top_cut(sel->cut(), first, keys.data() + first, cnt, &rank, mask.data());
-      for (uint64_t i = 0; i < cnt; ++i) got[first + i] = mask[i] != 0.0f;
-    }
-    expect_same_selection(got, select_reference(keys, m), keys, true, "m " + std::to_string(m));
+    expect_same_selection(applied_selection(*sel, keys, block), select_reference(keys, m), keys, true, "m " + std::to_string(m));
   }
 }
 
@@ -318,15 +308,7 @@ TEST(RadixSelect, FollowerDecidesFromTheLeadersPass) {
   ASSERT_EQ(keep.stage(), TopSelector::kDone);
   ASSERT_EQ(drop.stage(), TopSelector::kDone);
   for (auto [sel, m] : {std::pair<TopSelector*, uint64_t>{&keep, m_keep}, {&drop, m_drop}}) {
-    std::vector<uint8_t> got(n);
-    std::vector<float> mask(block);
-    for (uint64_t b = 0; b < blocks; ++b) {
-      uint64_t rank = sel->equal_before(b);
-      const uint64_t first = b * block, cnt = std::min(block, n - first);
-      apply_top_cut(sel->cut(), first, keys.data() + first, cnt, &rank, mask.data());
-      for (uint64_t i = 0; i < cnt; ++i) got[first + i] = mask[i] != 0.0f;
-    }
-    EXPECT_EQ(got, select_reference(keys, m)) << "m=" << m;
+    EXPECT_EQ(applied_selection(*sel, keys, block), select_reference(keys, m)) << "m=" << m;
   }
 }
 

@@ -9,3 +9,14 @@
 #else
 #define AMALGAM_SIMD_CLONES
 #endif
+
+// For the few kernels written with AVX-512 intrinsics (Philox, the bracket scan, mask
+// bits): whether this CPU runs them. False off x86-64.
+inline bool cpu_has_avx512f() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
+  return v;
+#else
+  return false;
+#endif
+}

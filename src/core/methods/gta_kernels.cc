@@ -95,18 +95,13 @@ __attribute__((target("avx512f"))) static void unpack_words_avx512(const uint64_
       _mm512_storeu_ps(mask + 64 * w + 16 * q, _mm512_maskz_mov_ps(static_cast<__mmask16>(in[w] >> (16 * q)), one));
 }
 #pragma GCC diagnostic pop
-static bool have_avx512() {
-  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
-  return v;
-}
 #else
-static bool have_avx512() { return false; }
 static void pack_words_avx512(const float*, size_t, uint64_t*) {}
 static void unpack_words_avx512(const uint64_t*, size_t, float*) {}
 #endif
 
 void pack_mask_words(const float* mask, size_t words, uint64_t* out) {
-  if (have_avx512()) return pack_words_avx512(mask, words, out);
+  if (cpu_has_avx512f()) return pack_words_avx512(mask, words, out);
   for (size_t w = 0; w < words; ++w) {
     uint64_t v = 0;
     for (size_t j = 0; j < 64; ++j) v |= static_cast<uint64_t>(mask[64 * w + j] != 0.0f) << j;
@@ -115,7 +110,7 @@ void pack_mask_words(const float* mask, size_t words, uint64_t* out) {
 }
 
 void unpack_mask_words(const uint64_t* in, size_t words, float* mask) {
-  if (have_avx512()) return unpack_words_avx512(in, words, mask);
+  if (cpu_has_avx512f()) return unpack_words_avx512(in, words, mask);
   for (size_t w = 0; w < words; ++w)
     for (size_t j = 0; j < 64; ++j) mask[64 * w + j] = static_cast<float>((in[w] >> j) & 1);
 }
