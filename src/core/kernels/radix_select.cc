@@ -587,19 +587,23 @@ void TopSelector::end_sample() {
   // them: the fraction of keys above any boundary there, per piece and pooled.
   constexpr int kReach = 256;  // two binades: bf16-valued keys can sit 128 bins apart
   const int w_lo = std::max(0, mid - kReach), w_hi = std::min(32767, mid + kReach), w = w_hi - w_lo + 1;
-  const size_t pieces = ends.size();
+  // A large sample's pieces are taken in at most 256 groups of neighbouring pieces (the
+  // error between groups is the larger one, so this is conservative): bounded memory.
+  constexpr size_t kMaxGroups = 256;
+  const size_t pieces = std::min(ends.size(), kMaxGroups);
   std::vector<uint32_t> counts(pieces * static_cast<size_t>(w + 1), 0);  // [w] = above w_hi
   std::vector<double> len(pieces);
   size_t begin = 0;
   for (size_t p = 0; p < pieces; ++p) {
+    const size_t end = ends[(p + 1) * ends.size() / pieces - 1];
     uint32_t* c = counts.data() + p * static_cast<size_t>(w + 1);
-    for (size_t i = begin; i < ends[p]; ++i) {
+    for (size_t i = begin; i < end; ++i) {
       const int b = static_cast<int>(k[i] >> 16);
       if (b > w_hi) ++c[w];
       else if (b >= w_lo) ++c[b - w_lo];
     }
-    len[p] = static_cast<double>(ends[p] - begin);
-    begin = ends[p];
+    len[p] = static_cast<double>(end - begin);
+    begin = end;
   }
   // Running per-piece counts of keys above (or at and above) a boundary, walked from the
   // top of the window; a boundary is safe when the pooled fraction clears f by 4 standard
