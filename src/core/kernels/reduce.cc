@@ -30,6 +30,22 @@ AMALGAM_SIMD_CLONES double sum_abs_f64(const float* x, size_t n) {
   return combine(acc);
 }
 
+AMALGAM_SIMD_CLONES void sum_abs_pair_f64(const float* x, const float* mask, size_t n, double* all, double* kept) {
+  double acc[kAcc] = {}, acc_kept[kAcc] = {};
+  size_t i = 0;
+  for (; i + kAcc <= n; i += kAcc)
+    for (size_t l = 0; l < kAcc; ++l) {
+      acc[l] += std::fabs(static_cast<double>(x[i + l]));
+      acc_kept[l] += std::fabs(static_cast<double>(x[i + l] * mask[i + l]));
+    }
+  for (; i < n; ++i) {
+    acc[i % kAcc] += std::fabs(static_cast<double>(x[i]));
+    acc_kept[i % kAcc] += std::fabs(static_cast<double>(x[i] * mask[i]));
+  }
+  *all = combine(acc);
+  *kept = combine(acc_kept);
+}
+
 AMALGAM_SIMD_CLONES double dot_f64(const float* a, const float* b, size_t n) {
   double acc[kAcc] = {};
   size_t i = 0;

@@ -497,9 +497,10 @@ void GtaMerger::accumulate_rescale(const Chunk& chunk) {
         task_vector(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
         compute_mask(m, first + t, d.data(), n, r, mask.data(), keys.data(), tmp.data());
         if (m.kept_bits) store_mask(m, first + t, mask.data(), n);
-        a += sum_abs_f64(d.data(), n);
-        weigh(d.data(), mask.data(), 1.0f, 1.0f, n);
-        b += sum_abs_f64(d.data(), n);
+        double all, kept;
+        sum_abs_pair_f64(d.data(), mask.data(), n, &all, &kept);
+        a += all;
+        b += kept;
       }
       m.sum_all[blk] = a;
       m.sum_kept[blk] = b;
