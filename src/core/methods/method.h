@@ -117,7 +117,7 @@ class MergeMethod {
 uint64_t reduction_block(uint64_t row_length);
 
 // The pieces (first element, count) of a sample of about `want` of a tensor's n elements:
-// runs of 1024 elements (128 from 2^24 elements on) spread evenly from the first element
+// runs of 1024 elements (128 from 2^20 elements on) spread evenly from the first element
 // to the last.
 std::vector<std::pair<uint64_t, uint64_t>> sample_pieces(uint64_t n, uint64_t want);
 
