@@ -587,9 +587,9 @@ void TopSelector::end_sample() {
   // them: the fraction of keys above any boundary there, per piece and pooled.
   constexpr int kReach = 256;  // two binades: bf16-valued keys can sit 128 bins apart
   const int w_lo = std::max(0, mid - kReach), w_hi = std::min(32767, mid + kReach), w = w_hi - w_lo + 1;
-  // A large sample's pieces are taken in at most 256 groups of neighbouring pieces (the
+  // A large sample's pieces are taken in at most 64 groups of neighbouring pieces (the
   // error between groups is the larger one, so this is conservative): bounded memory.
-  constexpr size_t kMaxGroups = 256;
+  constexpr size_t kMaxGroups = 64;
   const size_t pieces = std::min(ends.size(), kMaxGroups);
   std::vector<uint32_t> counts(pieces * static_cast<size_t>(w + 1), 0);  // [w] = above w_hi
   std::vector<double> len(pieces);

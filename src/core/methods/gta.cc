@@ -508,14 +508,32 @@ void GtaMerger::accumulate_rescale(const Chunk& chunk) {
   });
 }
 
+namespace {
+struct MergeScratch {
+  std::vector<float> E, mask, tmp, D, Z, S, w;
+  std::vector<uint32_t> keys;
+  void size(size_t M, size_t unit) {
+    for (auto* v : {&mask, &tmp, &D, &Z, &S})
+      if (v->size() < unit) v->resize(unit);
+    if (E.size() < M * unit) E.resize(M * unit);
+    if (w.size() < M) w.resize(M);
+    if (keys.size() < unit) keys.resize(unit);
+  }
+};
+}  // namespace
+
 void GtaMerger::merge(const Chunk& chunk, float* out) const {
   const size_t M = models_.size();
   if (M == 0) {
     std::copy(chunk.inputs[base_], chunk.inputs[base_] + chunk.count, out);
     return;
   }
-  std::vector<float> E(M * unit_), mask(unit_), tmp(unit_), D(unit_), Z(unit_), S(unit_), w(M);
-  std::vector<uint32_t> keys(unit_);
+  // Per-thread scratch, grown once: fresh zeroed vectors per call were 3% of a ties merge.
+  thread_local MergeScratch scratch;
+  scratch.size(M, unit_);
+  std::vector<float>&E = scratch.E, &mask = scratch.mask, &tmp = scratch.tmp, &D = scratch.D, &Z = scratch.Z,
+                    &S = scratch.S, &w = scratch.w;
+  std::vector<uint32_t>& keys = scratch.keys;
   for (size_t k = 0; k < M; ++k) w[k] = models_[k].weight;
   if (!any_sparsified_ && !kind_.consensus) {
     // Plain task arithmetic: the same operations in the same order as the general path
