@@ -58,6 +58,11 @@ std::vector<std::string> write_side_files(const MergePlan& plan, const ModelSet&
     files.push_back(as);
   };
   if (o.copy_tokenizer && plan.tokenizer_donor) {
+    // The output vocabulary's own files first; the donor's others are copied beside them.
+    for (const auto& [name, bytes] : plan.tokenizer_files) {
+      put(name, bytes);
+      copied.insert(name);
+    }
     const ModelDir& donor = models.at(*plan.tokenizer_donor);
     for (const auto& f : donor.tokenizer_files()) copy(donor, f, fs::path(f).filename().string());
   }
@@ -77,6 +82,7 @@ MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options
   uint64_t per_worker = 0, metadata = 0, resident = 0, held = 0, out_chunk = 0;
   for (const auto& pt : plan.tensors) {
     metadata += 512 + pt.job.name.size() * (pt.inputs.size() + 2);
+    if (!pt.inputs.empty() && pt.inputs[0].remap) metadata += pt.inputs[0].remap->bytes();
     if (!pt.method) continue;
     auto merger = pt.method->create(pt.job);
     uint64_t chunk = chunk_size_for(options.chunk_elements, reduction_block(merger->row_length()));

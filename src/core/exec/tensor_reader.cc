@@ -45,20 +45,105 @@ InputReader::InputReader(const ModelSet& models, const InputRef& ref,
     real_shape_[0] = ref.real_rows;
     pad_ = std::make_unique<Padding>();
   }
-  if (!rectified_ok(real_shape_, info_->shape))
+  round_to_ = effective_rounding(load_dtype, info_->dtype);
+  if (ref.remap) {
+    remap_ = ref.remap;
+    remap_input_ = ref.remap_input;
+    if (remap_input_ < 0 || static_cast<size_t>(remap_input_) >= remap_->own.size() || job_shape.empty() ||
+        remap_->rows != real_shape_[0])
+      fail(ErrorKind::Internal, "tensor {}: inconsistent row re-mapping", ref.tensor);
+    for (const auto& s : remap_->stored) {
+      TensorRef st = models.at(s.model).get(s.tensor);
+      if (st.info->shape.size() != job_shape.size() ||
+          !std::equal(job_shape.begin() + 1, job_shape.end(), st.info->shape.begin() + 1))
+        fail(ErrorKind::Input, "{}: tensor {} has shape {}, cannot give rows of {}", models.at(s.model).ref(),
+             s.tensor, shape_str(st.info->shape), shape_str(job_shape));
+      if (!round_to_) round_to_ = effective_rounding(load_dtype, st.info->dtype);
+      remap_sources_.push_back({st.file, st.info, ::open(st.file->path().c_str(), O_RDONLY | O_CLOEXEC)});
+      if (remap_sources_.back().fd < 0)
+        fail(ErrorKind::Io, "{}: cannot open: {}", st.file->path(), std::strerror(errno));
+    }
+  } else if (!rectified_ok(real_shape_, info_->shape)) {
     fail(ErrorKind::Input, "{}: tensor {} has shape {}, cannot be read as {}", model.ref(),
          ref.tensor, shape_str(info_->shape), shape_str(job_shape));
-  round_to_ = effective_rounding(load_dtype, info_->dtype);
+  }
   // Without a descriptor (should not happen: the file was just opened) read the mapping.
   fd_ = ::open(file_->path().c_str(), O_RDONLY | O_CLOEXEC);
 }
 
 InputReader::~InputReader() {
   if (fd_ >= 0) ::close(fd_);
+  for (const auto& s : remap_sources_)
+    if (s.fd >= 0) ::close(s.fd);
 }
 InputReader::InputReader(InputReader&& o) noexcept
     : file_(o.file_), info_(o.info_), job_shape_(std::move(o.job_shape_)), real_shape_(std::move(o.real_shape_)),
-      pad_(std::move(o.pad_)), round_to_(o.round_to_), fd_(std::exchange(o.fd_, -1)) {}
+      pad_(std::move(o.pad_)), round_to_(o.round_to_), fd_(std::exchange(o.fd_, -1)),
+      remap_(std::move(o.remap_)), remap_input_(o.remap_input_),
+      remap_sources_(std::exchange(o.remap_sources_, {})) {}
+
+void InputReader::pread_from(const Stored& t, uint64_t first, uint64_t count, float* dst,
+                             std::vector<uint8_t>& raw) const {
+  const uint64_t isz = dtype_size(t.info->dtype);
+  const uint64_t n = count * isz;
+  if (raw.size() < n) raw.resize(n);
+  const uint64_t off = 8 + t.file->header_size() + t.info->data_begin + first * isz;
+  for (uint64_t done = 0; done < n;) {
+    ssize_t got = ::pread(t.fd, raw.data() + done, n - done, static_cast<off_t>(off + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0)
+      fail(ErrorKind::Io, "{}: read of tensor {} failed: {}", t.file->path(), t.info->name,
+           got < 0 ? std::strerror(errno) : "unexpected end of file");
+    done += static_cast<uint64_t>(got);
+  }
+  to_f32(t.info->dtype, raw.data(), dst, count);
+}
+
+// Row by row; runs of rows that are consecutive in one stored tensor are one read.
+void InputReader::read_remapped(uint64_t begin, uint64_t count, float* dst,
+                                std::vector<uint8_t>& scratch) const {
+  uint64_t cols = 1;
+  for (size_t d = 1; d < job_shape_.size(); ++d) cols *= static_cast<uint64_t>(job_shape_[d]);
+  const std::vector<int32_t>& own = remap_->own[static_cast<size_t>(remap_input_)];
+  const Stored& self = remap_sources_[static_cast<size_t>(remap_input_)];
+  std::vector<float> row;
+  std::vector<double> sum;
+  uint64_t e = begin;
+  const uint64_t end = begin + count;
+  while (e < end) {
+    const uint64_t r = e / cols, c = e % cols;
+    const int32_t src = own[r];
+    if (src >= 0) {
+      // Extend over following rows whose stored rows follow on.
+      uint64_t last = r;
+      while ((last + 1) * cols < end && own[last + 1] == src + static_cast<int32_t>(last + 1 - r)) ++last;
+      const uint64_t n = std::min(end, (last + 1) * cols) - e;
+      pread_from(self, static_cast<uint64_t>(src) * cols + c, n, dst + (e - begin), scratch);
+      e += n;
+      continue;
+    }
+    const uint64_t n = std::min(end - e, cols - c);
+    const RowRemap::Fallback& f = remap_->fallbacks[static_cast<size_t>(remap_->fallback_of[r])];
+    float* out = dst + (e - begin);
+    if (f.from.empty()) {
+      std::fill(out, out + n, 0.0f);
+    } else if (f.from.size() == 1) {
+      pread_from(remap_sources_[f.from[0].first], static_cast<uint64_t>(f.from[0].second) * cols + c, n, out,
+                 scratch);
+    } else {
+      // The mean of the holders' rows: f64 sums in input order, rounded once.
+      sum.assign(n, 0.0);
+      row.resize(n);
+      for (const auto& [j, stored_row] : f.from) {
+        pread_from(remap_sources_[j], static_cast<uint64_t>(stored_row) * cols + c, n, row.data(), scratch);
+        for (uint64_t i = 0; i < n; ++i) sum[i] += row[i];
+      }
+      const double k = static_cast<double>(f.from.size());
+      for (uint64_t i = 0; i < n; ++i) out[i] = static_cast<float>(sum[i] / k);
+    }
+    e += n;
+  }
+}
 
 uint64_t InputReader::read_raw(uint64_t begin, uint64_t count, uint8_t* dst) const {
   const uint64_t isz = dtype_size(info_->dtype);
@@ -80,10 +165,7 @@ uint64_t InputReader::read_raw(uint64_t begin, uint64_t count, uint8_t* dst) con
 // RAM read 5.1 GB/s on the benchmark machine), and leaves nothing mapped behind.
 void InputReader::pread_f32(uint64_t first, uint64_t count, float* dst,
                             std::vector<uint8_t>& raw) const {
-  const uint64_t n = count * dtype_size(info_->dtype);
-  if (raw.size() < n) raw.resize(n);
-  read_raw(first, count, raw.data());  // `first` is a stored element: the same offsets
-  to_f32(info_->dtype, raw.data(), dst, count);
+  pread_from({file_, info_, fd_}, first, count, dst, raw);  // `first` is a stored element
 }
 
 uint64_t InputReader::read(uint64_t begin, uint64_t count, float* dst,
@@ -126,6 +208,11 @@ const std::vector<float>& InputReader::mean_row() const {
 
 void InputReader::read_real(uint64_t begin, uint64_t count, float* dst, std::vector<ReadSegment>& segments,
                             std::vector<uint8_t>& scratch) const {
+  if (remap_) {
+    read_remapped(begin, count, dst, scratch);
+    round_loaded(dst, count, scratch);
+    return;
+  }
   read_segments(real_shape_, info_->shape, begin, count, segments);
   if (fd_ >= 0) {
     for (const auto& s : segments) pread_f32(s.stored_first, s.count, dst + s.dst, scratch);
@@ -133,19 +220,22 @@ void InputReader::read_real(uint64_t begin, uint64_t count, float* dst, std::vec
   } else {
     for (const auto& s : segments) file_->read_f32(*info_, s.stored_first, s.count, dst + s.dst);
   }
-  if (round_to_) {
-    // Round to the recipe dtype and back, as mergekit converts at load time (METHODS.md §2).
-    size_t need = count * dtype_size(*round_to_);
-    if (scratch.size() < need) scratch.resize(need);
-    from_f32(*round_to_, dst, scratch.data(), count);
-    to_f32(*round_to_, scratch.data(), dst, count);
-  }
+  round_loaded(dst, count, scratch);
   if (!segments.empty()) {
     // Drop the mapped pages we just read: one span covers the (possibly strided) segments.
     uint64_t first = segments.front().stored_first;
     uint64_t last = segments.back().stored_first + segments.back().count;
     release_with_fault_around(first, last);
   }
+}
+
+// Round to the recipe dtype and back, as mergekit converts at load time (METHODS.md §2).
+void InputReader::round_loaded(float* dst, uint64_t count, std::vector<uint8_t>& scratch) const {
+  if (!round_to_) return;
+  size_t need = count * dtype_size(*round_to_);
+  if (scratch.size() < need) scratch.resize(need);
+  from_f32(*round_to_, dst, scratch.data(), count);
+  to_f32(*round_to_, scratch.data(), dst, count);
 }
 
 // The kernel's fault-around maps up to a 64 KiB aligned window around each faulting

@@ -36,7 +36,9 @@ class InputReader {
   // For inputs kept in memory across passes (exec/scheduler.cc): true when the stored
   // tensor is read as is (same shape, no load-dtype rounding), so that its raw bytes
   // converted with to_f32 are exactly what read() gives.
-  bool reads_raw() const { return info_->shape == job_shape_ && !round_to_ && fd_ >= 0 && !pad_; }
+  bool reads_raw() const {
+    return info_->shape == job_shape_ && !round_to_ && fd_ >= 0 && !pad_ && !remap_;
+  }
   // Stored bytes of elements [begin, begin+count) into dst (reads_raw() inputs only).
   uint64_t read_raw(uint64_t begin, uint64_t count, uint8_t* dst) const;
 
@@ -46,6 +48,15 @@ class InputReader {
   void read_real(uint64_t begin, uint64_t count, float* dst, std::vector<ReadSegment>& segments,
                  std::vector<uint8_t>& scratch) const;
   const std::vector<float>& mean_row() const;
+  // Re-mapped embedding rows (RowRemap): job elements [begin, begin+count) of the real rows.
+  void read_remapped(uint64_t begin, uint64_t count, float* dst, std::vector<uint8_t>& scratch) const;
+  struct Stored {
+    const SafetensorsFile* file;
+    const TensorInfo* info;
+    int fd;
+  };
+  void round_loaded(float* dst, uint64_t count, std::vector<uint8_t>& scratch) const;
+  void pread_from(const Stored& t, uint64_t first, uint64_t count, float* dst, std::vector<uint8_t>& raw) const;
   void pread_f32(uint64_t first, uint64_t count, float* dst, std::vector<uint8_t>& raw) const;
   const SafetensorsFile* file_;
   const TensorInfo* info_;
@@ -60,6 +71,9 @@ class InputReader {
   std::unique_ptr<Padding> pad_;
   std::optional<DType> round_to_;  // set when rounding changes values
   int fd_ = -1;                     // own descriptor for pread (see pread_f32)
+  std::shared_ptr<const RowRemap> remap_;
+  int remap_input_ = -1;
+  std::vector<Stored> remap_sources_;  // every input of the job, own descriptors
 };
 
 }  // namespace amalgam

@@ -13,6 +13,7 @@
 #include "plan/param_resolver.h"
 #include "plan/shape_rules.h"
 #include "plan/tensor_names.h"
+#include "plan/tokenizer_merge.h"
 #include "plan/vocabulary.h"
 #include "util/error.h"
 
@@ -227,22 +228,48 @@ class Planner {
     if (recipe_.tokenizer) source = recipe_.tokenizer->source;
     if (!source) return;
     int line = recipe_.tokenizer_line;
-    if (*source == "union") {
-      for (size_t i = 0; i < models_.size(); ++i) {
-        if (!same_vocabulary(model(template_), model(i))) {
-          throw Error(ErrorKind::Recipe,
-                      fmt::format("{}tokenizer_source: union is not supported yet; use base or a "
-                                  "model ('{}' and '{}' have different vocabularies)",
-                                  recipe_.where(line), model(template_).ref(), model(i).ref()));
-        }
-      }
-      vocab_model_ = template_;  // one shared vocabulary: the union is the base's
-    } else if (*source == "base") {
+    std::optional<size_t> source_model;
+    if (*source == "union" || *source == "base") {
       vocab_model_ = template_;
     } else {
-      vocab_model_ = open(*source, line);
+      source_model = open(*source, line);
+      vocab_model_ = source_model;
     }
     plan_.tokenizer_donor = vocab_model_;
+    // Every model of the merge, in recipe order (METHODS.md §8.8).
+    std::vector<size_t> order;
+    for (const OutSlice& s : slices_)
+      for (const Source& src : s.sources)
+        if (std::find(order.begin(), order.end(), src.model) == order.end()) order.push_back(src.model);
+    static const std::vector<TokenSpec> kNoTokens;
+    const auto& tokens = recipe_.tokenizer ? recipe_.tokenizer->tokens : kNoTokens;
+    try {
+      vocab_ = plan_vocabulary(*source, template_, source_model, order, models_, tokens, recipe_.where(line));
+    } catch (const Error& e) {
+      throw Error(e.kind(), recipe_.where(line) + e.what());
+    }
+    if (!vocab_) {
+      // No tokenizer file to read a vocabulary from: rows are taken as stored.
+      if (!tokens.empty())
+        throw Error(ErrorKind::Recipe,
+                    fmt::format("{}tokenizer.tokens needs the tokenizer of '{}', which has none",
+                                recipe_.where(line), model(template_).ref()));
+      if (*source == "union") {
+        for (size_t i = 0; i < models_.size(); ++i) {
+          if (!same_vocabulary(model(template_), model(i))) {
+            throw Error(ErrorKind::Recipe,
+                        fmt::format("{}tokenizer_source: union needs the tokenizer of '{}' "
+                                    "(tokenizer.json, vocab.json, vocab.txt or tokenizer.model), "
+                                    "since '{}' has a different vocabulary",
+                                    recipe_.where(line), model(template_).ref(), model(i).ref()));
+          }
+        }
+      }
+      return;
+    }
+    for (auto& w : vocab_->warnings) plan_.warnings.push_back(std::move(w));
+    remap_ = !vocab_->identity;
+    if (remap_) plan_.tokenizer_files = vocab_->files;
   }
 
   // The output tensor list (§1.6): pre tensors, layers slice by slice, post tensors.
@@ -318,6 +345,10 @@ class Planner {
         embedding = true;
       }
     }
+    if (embedding && remap_ && !cands.empty() && !cands[0].ref.info->shape.empty()) {
+      plan_remapped_tensor(slice, out_name, t, cands);
+      return;
+    }
     std::vector<int64_t> shape = job_shape(slice, out_name, embedding, cands);
     // tokenizer.pad_to_multiple_of: rows up to the next multiple, each the mean of the
     // input's real rows (§4 step 4).
@@ -332,6 +363,89 @@ class Planner {
     }
 
     PlannedTensor pt;
+    for (const Candidate& c : cands)
+      pt.inputs.push_back(input_ref(slice, c, real_rows));
+    finish_tensor(slice, out_name, shape, embedding, t, cands, std::move(pt));
+  }
+
+  static InputRef input_ref(const OutSlice& slice, const Candidate& c, int64_t real_rows) {
+    InputRef in;
+    in.model = slice.sources[c.source].model;
+    in.tensor = c.stored_name;
+    in.stored_shape = c.ref.info->shape;
+    in.dtype = c.ref.info->dtype;
+    in.real_rows = real_rows;
+    return in;
+  }
+
+  // An embedding whose rows follow the output vocabulary (METHODS.md §4 steps 3-5).
+  void plan_remapped_tensor(const OutSlice& slice, const std::string& out_name, double t,
+                            std::vector<Candidate>& cands) {
+    const Candidate& ref = cands[0];
+    std::vector<int64_t> shape = ref.ref.info->shape;
+    shape[0] = vocab_->size();
+    std::vector<size_t> inputs;
+    int base = -1;
+    for (const Candidate& c : cands) {
+      const auto& s = c.ref.info->shape;
+      const Source& src = slice.sources[c.source];
+      if (s.size() != shape.size() || !std::equal(s.begin() + 1, s.end(), shape.begin() + 1))
+        throw Error(ErrorKind::Input,
+                    fmt::format("tensor '{}': model '{}' has shape {} but '{}' has {}; only the "
+                                "vocabulary rows may differ",
+                                out_name, src.ref, shape_str(s), slice.sources[ref.source].ref,
+                                shape_str(ref.ref.info->shape)));
+      if (static_cast<int>(c.source) == slice.base) base = static_cast<int>(inputs.size());
+      inputs.push_back(src.model);
+    }
+    static const std::vector<TokenSpec> kNoTokens;
+    const auto& tokens = recipe_.tokenizer ? recipe_.tokenizer->tokens : kNoTokens;
+    int64_t in_none = 0;
+    std::shared_ptr<RowRemap> remap =
+        plan_row_remap(*vocab_, inputs, base, models_, tokens, recipe_, in_none);
+    if (in_none > 0 && !warned_in_none_) {
+      warned_in_none_ = true;
+      plan_.warnings.push_back(fmt::format(
+          "tokenizer: {} token(s) of the output vocabulary are in no model; their embedding "
+          "rows are zeros (e.g. in '{}')",
+          in_none, out_name));
+    }
+    for (size_t j = 0; j < cands.size(); ++j) {
+      const Candidate& c = cands[j];
+      remap->stored.push_back({inputs[j], c.stored_name});
+      int64_t top = -1;
+      for (int32_t r : remap->own[j]) top = std::max<int64_t>(top, r);
+      for (const auto& f : remap->fallbacks)
+        for (const auto& [k, r] : f.from)
+          if (k == j) top = std::max(top, r);
+      if (top >= c.ref.info->shape[0])
+        throw Error(ErrorKind::Input,
+                    fmt::format("tensor '{}' of model '{}' has {} rows, but row {} is needed "
+                                "(by its tokenizer or tokenizer.tokens)",
+                                c.stored_name, slice.sources[c.source].ref, c.ref.info->shape[0], top));
+    }
+    int64_t real_rows = -1;
+    if (recipe_.tokenizer && recipe_.tokenizer->pad_to_multiple_of) {
+      const int64_t m = *recipe_.tokenizer->pad_to_multiple_of;
+      if (shape[0] % m != 0) {
+        real_rows = shape[0];
+        shape[0] = (shape[0] + m - 1) / m * m;
+      }
+    }
+    if (padded_rows_ == 0 || is_pre_tensor_name(out_name)) padded_rows_ = shape[0];
+    PlannedTensor pt;
+    for (size_t j = 0; j < cands.size(); ++j) {
+      const Candidate& c = cands[j];
+      InputRef in = input_ref(slice, c, real_rows);
+      in.remap = remap;
+      in.remap_input = static_cast<int>(j);
+      pt.inputs.push_back(std::move(in));
+    }
+    finish_tensor(slice, out_name, shape, true, t, cands, std::move(pt));
+  }
+
+  void finish_tensor(const OutSlice& slice, const std::string& out_name, const std::vector<int64_t>& shape,
+                     bool embedding, double t, const std::vector<Candidate>& cands, PlannedTensor pt) {
     pt.method = slice.method;
     TensorJob& job = pt.job;
     job.name = out_name;
@@ -344,7 +458,6 @@ class Planner {
       if (static_cast<int>(c.source) == slice.base)
         job.base = static_cast<int>(job.input_labels.size());
       job.input_labels.push_back(src.ref);
-      pt.inputs.push_back({src.model, c.stored_name, c.ref.info->shape, c.ref.info->dtype, real_rows});
       params.push_back(
           {src.params, c.input_name, src.ref, src.line, static_cast<int>(c.source) == slice.base});
     }
@@ -450,6 +563,9 @@ class Planner {
   std::optional<size_t> base_;
   size_t template_ = 0;
   std::optional<size_t> vocab_model_;
+  std::optional<VocabularyPlan> vocab_;  // output vocabulary of tokenizer_source
+  bool remap_ = false;                   // embeddings follow vocab_ row by row
+  bool warned_in_none_ = false;
   int64_t embedding_rows_ = 0;
   int64_t padded_rows_ = 0;  // embedding rows after tokenizer.pad_to_multiple_of
   std::map<size_t, int> layer_count_;

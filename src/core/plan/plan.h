@@ -5,6 +5,7 @@
 // reported first; it knows all sizes, so it prints a dry run and a memory estimate.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,26 @@ class ModelSet {
   std::vector<std::string> refs_;
 };
 
+// Embedding rows re-mapped to the output vocabulary (METHODS.md §4 step 4), shared by
+// the inputs of one job: row i of input j is that input's stored row own[j][i], else the
+// fallback fallback_of[i]: the mean of the listed (input, stored row) rows, zeros when
+// none. Axis 0 is the vocabulary; the rest of the shape is the job's.
+struct RowRemap {
+  struct Stored {
+    size_t model = 0;
+    std::string tensor;
+  };
+  struct Fallback {
+    std::vector<std::pair<uint32_t, int64_t>> from;
+  };
+  std::vector<Stored> stored;  // per job input
+  int64_t rows = 0;            // the output vocabulary (before pad_to_multiple_of)
+  std::vector<std::vector<int32_t>> own;
+  std::vector<int32_t> fallback_of;  // empty: no row needs one
+  std::vector<Fallback> fallbacks;
+  uint64_t bytes() const { return own.size() * rows * 4 + fallback_of.size() * 4 + fallbacks.size() * 40; }
+};
+
 // How one input of a job is read: model `model`, stored tensor `tensor`. When the stored
 // shape is larger than the job shape (embedding rectification, METHODS.md §3), the job
 // reads the top-left [rows, cols] sub-matrix.
@@ -41,6 +62,10 @@ struct InputRef {
   // tokenizer.pad_to_multiple_of (METHODS.md §4 step 4): the job's rows from this one on
   // are padding, each the mean of this input's rows [0, real_rows). -1: no padding.
   int64_t real_rows = -1;
+  // Re-mapped embedding rows (tokenizer source with differing vocabularies): this input
+  // is remap->stored[remap_input]; `tensor` and `stored_shape` describe that tensor.
+  std::shared_ptr<const RowRemap> remap;
+  int remap_input = -1;
 };
 
 struct PlannedTensor {
@@ -57,6 +82,8 @@ struct MergePlan {
   size_t config_donor = 0;              // model whose config.json / tokenizer is copied
   nlohmann::json output_config;         // config.json to write (dtype, layer count updated)
   std::optional<size_t> tokenizer_donor;  // nullopt: no tokenizer files copied
+  // Tokenizer files written instead of the donor's (the output vocabulary differs).
+  std::map<std::string, std::string> tokenizer_files;
   std::vector<std::string> warnings;    // one line each, reported once
   uint64_t input_bytes() const;         // bytes read (sum over jobs' inputs)
   uint64_t output_bytes() const;

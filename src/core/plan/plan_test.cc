@@ -490,9 +490,10 @@ TEST(Plan, TokenizerSourceChoosesDonorAndVocabulary) {
       set);
   EXPECT_EQ(q.tokenizer_donor, set.index_of(m.base));
   EXPECT_EQ(find(q, "lm_head.weight").job.shape, (std::vector<int64_t>{32, 4}));
-  // union: only when every vocabulary is the same.
+  // union without tokenizer files: only when every vocabulary is the same (models with
+  // tokenizers are re-mapped token by token: exec/vocab_merge_test.cc).
   expect_error("merge_method: linear" + models + "tokenizer_source: union\n", ErrorKind::Recipe,
-               "<string>:6: tokenizer_source: union is not supported yet; use base or a model");
+               "<string>:6: tokenizer_source: union needs the tokenizer of '" + m.m1 + "'");
   MergePlan u =
       plan_text("merge_method: linear\nmodels:\n  - model: " + m.m1 + "\n  - model: " + m.m2 +
                 "\nparameters: {weight: 1}\ntokenizer: {source: union}\n");

@@ -156,6 +156,90 @@ struct Reader {
     return slice;
   }
 
+  bool bool_at(const YAML::Node& node, const std::string& what, int key_line) const {
+    int line = line_of(node) ? line_of(node) : key_line;
+    if (node.IsScalar()) {
+      const std::string& s = node.Scalar();
+      if (s == "true" || s == "True" || s == "yes") return true;
+      if (s == "false" || s == "False" || s == "no") return false;
+    }
+    fail_at(path, line, fmt::format("{}: expected true or false, got {}", what, describe(node)));
+  }
+
+  // tokenizer.tokens: {TOKEN: {source: MODEL | {kind: model_token, model, token | token_id}
+  // | {kind: zero}, force: BOOL}} as mergekit's TokenEmbeddingConfig.
+  std::vector<TokenSpec> tokens_at(const YAML::Node& node, int key_line) const {
+    if (!node.IsMap()) {
+      fail_at(path, line_of(node) ? line_of(node) : key_line,
+              fmt::format("tokenizer.tokens: expected a mapping of token to {{source, force}}, got {}",
+                          describe(node)));
+    }
+    std::vector<TokenSpec> out;
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      TokenSpec t;
+      t.line = line_of(kv.first);
+      if (!kv.first.IsScalar() || kv.first.Scalar().empty())
+        fail_at(path, t.line, "tokenizer.tokens: keys must be token strings");
+      t.token = kv.first.Scalar();
+      if (!seen.insert(t.token).second)
+        fail_at(path, t.line, fmt::format("tokenizer.tokens: token '{}' is given twice", t.token));
+      const std::string where = "tokenizer.tokens." + t.token;
+      if (kv.second.IsNull()) {
+        out.push_back(std::move(t));
+        continue;
+      }
+      if (!kv.second.IsMap())
+        fail_at(path, line_of(kv.second) ? line_of(kv.second) : t.line,
+                fmt::format("{}: expected a mapping {{source, force}}, got {}", where, describe(kv.second)));
+      each_key(kv.second, where.c_str(), {"source", "force"},
+               [&](const std::string& key, const YAML::Node& v, int line) {
+                 if (key == "force") {
+                   t.force = bool_at(v, where + ".force", line);
+                 } else if (v.IsScalar()) {
+                   t.source = TokenSpec::Source::Model;
+                   t.model = string_at(v, where + ".source", line);
+                 } else if (v.IsMap()) {
+                   source_kind_at(v, where + ".source", line, t);
+                 } else if (!v.IsNull()) {
+                   fail_at(path, line_of(v) ? line_of(v) : line,
+                           fmt::format("{}.source: expected a model or a mapping with 'kind', got {}",
+                                       where, describe(v)));
+                 }
+               });
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  void source_kind_at(const YAML::Node& v, const std::string& where, int key_line, TokenSpec& t) const {
+    std::string kind;
+    for (const auto& kv : v)
+      if (kv.first.IsScalar() && kv.first.Scalar() == "kind") kind = string_at(kv.second, where + ".kind", key_line);
+    if (kind == "zero") {
+      t.source = TokenSpec::Source::Zero;
+      each_key(v, where.c_str(), {"kind"}, [](const std::string&, const YAML::Node&, int) {});
+      return;
+    }
+    if (kind != "model_token")
+      fail_at(path, key_line,
+              fmt::format("{}: kind must be model_token or zero, got '{}'", where, kind));
+    t.source = TokenSpec::Source::ModelToken;
+    each_key(v, where.c_str(), {"kind", "model", "token", "token_id"},
+             [&](const std::string& key, const YAML::Node& x, int line) {
+               if (key == "model") t.model = string_at(x, where + ".model", line);
+               if (key == "token") t.source_token = string_at(x, where + ".token", line);
+               if (key == "token_id") {
+                 int id = int_at(x, where + ".token_id", line);
+                 if (id < 0) fail_at(path, line, fmt::format("{}.token_id must be >= 0", where));
+                 t.source_token_id = id;
+               }
+             });
+    if (t.model.empty()) fail_at(path, key_line, fmt::format("{}: model_token needs 'model'", where));
+    if (t.source_token.has_value() == t.source_token_id.has_value())
+      fail_at(path, key_line, fmt::format("{}: model_token needs exactly one of 'token' and 'token_id'", where));
+  }
+
   TokenizerSpec tokenizer_at(const YAML::Node& node, int key_line) const {
     TokenizerSpec spec;
     spec.line = key_line;
@@ -170,9 +254,7 @@ struct Reader {
                if (key == "source") {
                  spec.source = string_at(v, "tokenizer.source", line);
                } else if (key == "tokens") {
-                 fail_at(path, line,
-                         "tokenizer.tokens is not supported by amalgam yet (it needs "
-                         "embedding re-mapping); remove it or merge with mergekit");
+                 spec.tokens = tokens_at(v, line);
                } else if (key == "pad_to_multiple_of") {
                  int m = int_at(v, "tokenizer.pad_to_multiple_of", line);
                  if (m <= 0) {

@@ -40,9 +40,23 @@ struct SliceSpec {
   int line = 0;
 };
 
+// One entry of `tokenizer.tokens` (METHODS.md §4 step 4): where a token's embedding row
+// comes from when a model lacks it (or always, with `force`).
+struct TokenSpec {
+  enum class Source { Default, Model, ModelToken, Zero };
+  std::string token;
+  Source source = Source::Default;  // Default: only make sure the token exists
+  std::string model;                // Model, ModelToken
+  std::optional<std::string> source_token;  // ModelToken: by content ...
+  std::optional<int64_t> source_token_id;   // ... or by the model's own id
+  bool force = false;
+  int line = 0;
+};
+
 struct TokenizerSpec {
   std::string source = "union";  // "base", "union", or a model reference
   std::optional<int> pad_to_multiple_of;
+  std::vector<TokenSpec> tokens;  // recipe order
   int line = 0;
 };
 

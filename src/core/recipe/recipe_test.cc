@@ -248,10 +248,41 @@ TEST(RecipeErrors, BothTokenizerKeys) {
       "merge_method: linear\nmodels:\n  - model: a\ntokenizer_source: base\n"
       "tokenizer:\n  source: base\n",
       5, "either tokenizer_source: or tokenizer:");
-  expect_recipe_error(
+}
+
+TEST(Recipe, TokenizerTokens) {
+  Recipe r = parse_recipe_text(
       "merge_method: linear\nmodels:\n  - model: a\ntokenizer:\n  source: base\n  tokens:\n"
-      "    x: {source: a}\n",
-      6, "tokenizer.tokens is not supported");
+      "    x: {source: a}\n"
+      "    <|im_end|>:\n      source: {kind: model_token, model: b, token: </s>}\n      force: true\n"
+      "    y:\n      source: {kind: model_token, model: b, token_id: 7}\n"
+      "    z: {source: {kind: zero}}\n"
+      "    w:\n");
+  ASSERT_TRUE(r.tokenizer);
+  const auto& t = r.tokenizer->tokens;
+  ASSERT_EQ(t.size(), 5u);
+  EXPECT_EQ(t[0].token, "x");
+  EXPECT_EQ(t[0].source, TokenSpec::Source::Model);
+  EXPECT_EQ(t[0].model, "a");
+  EXPECT_EQ(t[1].token, "<|im_end|>");
+  EXPECT_EQ(t[1].source, TokenSpec::Source::ModelToken);
+  EXPECT_EQ(t[1].source_token, "</s>");
+  EXPECT_TRUE(t[1].force);
+  EXPECT_EQ(t[1].line, 8);
+  EXPECT_EQ(t[2].source_token_id, 7);
+  EXPECT_EQ(t[3].source, TokenSpec::Source::Zero);
+  EXPECT_EQ(t[4].source, TokenSpec::Source::Default);
+}
+
+TEST(RecipeErrors, TokenizerTokens) {
+  const std::string head = "merge_method: linear\nmodels:\n  - model: a\ntokenizer:\n  tokens:\n";
+  expect_recipe_error(head + "    x: 3\n", 6, "tokenizer.tokens.x: expected a mapping");
+  expect_recipe_error(head + "    x: {force: maybe}\n", 6, "tokenizer.tokens.x.force: expected true or false");
+  expect_recipe_error(head + "    x: {source: {kind: model_token, model: b}}\n", 6,
+                      "needs exactly one of 'token' and 'token_id'");
+  expect_recipe_error(head + "    x: {source: {kind: zero, model: b}}\n", 6, "unknown key 'model'");
+  expect_recipe_error(head + "    x: {source: {kind: model_token, token: t}}\n", 6, "model_token needs 'model'");
+  expect_recipe_error(head + "    x: {src: a}\n", 6, "unknown key 'src'");
 }
 
 TEST(RecipeErrors, FilterMappingNotInAList) {
