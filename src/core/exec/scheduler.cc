@@ -1,4 +1,5 @@
 #include "exec/scheduler.h"
+#include "util/byte_buffer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -32,7 +33,7 @@ struct TensorTask {
   uint64_t input_bytes_per_element = 0;  // stored bytes of all inputs: progress counts these
   // Inputs kept in memory (stored bytes) for the passes after the first: multi-pass
   // methods then read the page cache once instead of once per pass. Empty when not used.
-  std::vector<std::vector<uint8_t>> resident;
+  std::vector<ByteBuffer> resident;
   size_t next = 0, done = 0;
   bool finishing = false;     // finish_pass() running: hand out no chunks meanwhile
   std::once_flag sampled;     // the merger's sample (before the first chunk of pass 0)
@@ -41,7 +42,8 @@ struct TensorTask {
 // Per-worker scratch; grows to the largest chunk it sees and is then reused.
 struct WorkerBuffers {
   std::vector<float> in, out;
-  std::vector<uint8_t> bytes, scratch;
+  ByteBuffer bytes;
+  std::vector<uint8_t> scratch;
   std::vector<const float*> ptrs;
   std::vector<ReadSegment> segments;
 };
@@ -115,12 +117,21 @@ class Scheduler {
     task.resident.resize(task.inputs.size());
     for (size_t i = 0; i < task.inputs.size(); ++i) {
       // Reuse a finished tensor's buffer: fresh memory would page-fault and be zeroed,
-      // which cost more than the re-reads it saves.
+      // which cost more than the re-reads it saves. The best fit (smallest that holds
+      // the input, else the largest): a buffer too small is freed and reallocated, and
+      // faults in again.
+      const size_t need = shape_numel(task.planned->job.shape) * dtype_size(task.inputs[i].stored_dtype());
       if (!spare_.empty()) {
-        task.resident[i] = std::move(spare_.back());
+        size_t best = 0;
+        for (size_t k = 1; k < spare_.size(); ++k) {
+          const size_t c = spare_[k].capacity(), b = spare_[best].capacity();
+          if ((c >= need && (b < need || c < b)) || (b < need && c > b)) best = k;
+        }
+        task.resident[i] = std::move(spare_[best]);
+        spare_[best] = std::move(spare_.back());
         spare_.pop_back();
       }
-      task.resident[i].resize(shape_numel(task.planned->job.shape) * dtype_size(task.inputs[i].stored_dtype()));
+      resize_discarding(task.resident[i], need);
     }
   }
 
@@ -292,12 +303,12 @@ class Scheduler {
   struct PendingWrite {
     size_t tensor;
     ChunkRange range;
-    std::vector<uint8_t> bytes;
+    ByteBuffer bytes;
   };
   static constexpr size_t kMaxPendingWrites = kPendingWrites - 1;
 
   // Hands `bytes` to the writer and leaves `bytes` holding a spare buffer.
-  void queue_write(size_t tensor, ChunkRange range, std::vector<uint8_t>& bytes) {
+  void queue_write(size_t tensor, ChunkRange range, ByteBuffer& bytes) {
     std::unique_lock wlock(wmu_);
     cv_space_.wait(wlock, [&] { return pending_.size() < kMaxPendingWrites || write_failed_; });
     if (write_failed_) return;  // the error is already set; the worker stops at its next chunk
@@ -357,7 +368,7 @@ class Scheduler {
   std::mutex mu_;
   std::condition_variable cv_, cv_main_;
   std::deque<std::unique_ptr<TensorTask>> active_;
-  std::vector<std::vector<uint8_t>> spare_;  // resident buffers of finished tensors
+  std::vector<ByteBuffer> spare_;  // resident buffers of finished tensors
   size_t next_tensor_ = 0, tensors_done_ = 0;
   int running_ = 0;
   uint64_t bytes_read_ = 0, bytes_done_ = 0;
@@ -367,7 +378,7 @@ class Scheduler {
   std::mutex wmu_;
   std::condition_variable cv_write_, cv_space_;
   std::deque<PendingWrite> pending_;
-  std::vector<std::vector<uint8_t>> spare_bytes_;
+  std::vector<ByteBuffer> spare_bytes_;
   bool workers_done_ = false, write_failed_ = false;
 
  public:
