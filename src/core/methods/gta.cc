@@ -383,15 +383,15 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
         ptab_rho = m.rho;
         ptab_eps = m.eps;
       }
-      for (uint64_t s0 = 0; s0 < n; s0 += slab_) {
-        if (stride_ == 1) {
-          rank_lookup(keys + s0, C, ptab.data(), tmp + s0, 1, scratch);
-          continue;
-        }
-        gk.resize(C);
-        for (uint64_t j = 0; j < stride_; ++j) {
-          for (uint64_t c = 0; c < C; ++c) gk[c] = keys[s0 + j + c * stride_];
-          rank_lookup(gk.data(), C, ptab.data(), tmp + s0 + j, stride_, scratch);
+      if (stride_ == 1) {
+        rank_lookup_rows(keys, n / C, C, ptab.data(), tmp, scratch);
+      } else {
+        for (uint64_t s0 = 0; s0 < n; s0 += slab_) {
+          gk.resize(C);
+          for (uint64_t j = 0; j < stride_; ++j) {
+            for (uint64_t c = 0; c < C; ++c) gk[c] = keys[s0 + j + c * stride_];
+            rank_lookup(gk.data(), C, ptab.data(), tmp + s0 + j, stride_, scratch);
+          }
         }
       }
       if (job_.masks) {

@@ -43,6 +43,9 @@ struct RankScratch {
 // rank[pos] = ascending 0-based rank of keys[pos] among the C keys (ties: lower pos first).
 void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s);
 // out[pos * stride] = table[rank of keys[pos]] (the same ranks as rank_keys).
+// rank_lookup for `rows` consecutive rows of C keys each (stride 1), several per sort.
+void rank_lookup_rows(const uint32_t* keys, size_t rows, size_t C, const float* table, float* out,
+                      RankScratch& s);
 void rank_lookup(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride, RankScratch& s);
 
 }  // namespace amalgam::mdetail
