@@ -302,8 +302,8 @@ void TopSelector::commit(Local& local) {
 std::vector<uint64_t> TopSelector::window_bins(const uint64_t* h) const {
   std::vector<uint64_t> v;
   if (!win_set_) return v;
-  v.resize(win_hi_ - win_lo_ + 1);
-  for (uint32_t b = win_lo_; b <= win_hi_; ++b) v[b - win_lo_] = bin_total(h, b);
+  v.reserve(win_hi_ - win_lo_ + 1);
+  for (uint32_t b = win_lo_; b <= win_hi_; ++b) v.push_back(bin_total(h, b));
   return v;
 }
 
@@ -344,11 +344,12 @@ void TopSelector::record_window(const Local& local, const std::vector<uint64_t>&
     return;
   }
   // Keys equal to the bin's value (low bits zero): count minus the count with low bits.
-  std::vector<uint32_t> counts(win_hi_ - win_lo_ + 1);
+  std::vector<uint32_t> counts;  // filled by push_back: no zeroing first (3% of breadcrumbs)
+  counts.reserve(win_hi_ - win_lo_ + 1);
   for (uint32_t b = win_lo_; b <= win_hi_; ++b) {
     uint64_t v = bin_total(h, b);
     if (!local.fresh) v -= before[b - win_lo_];
-    counts[b - win_lo_] = static_cast<uint32_t>((v & 0xffffffffu) - (v >> 32));
+    counts.push_back(static_cast<uint32_t>((v & 0xffffffffu) - (v >> 32)));
   }
   win_counts_.emplace_back(local.first_block, std::move(counts));
 }
