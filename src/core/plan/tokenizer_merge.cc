@@ -1,10 +1,7 @@
 #include "plan/tokenizer_merge.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -14,14 +11,6 @@ namespace amalgam {
 namespace {
 
 using ojson = nlohmann::ordered_json;
-
-std::optional<std::string> read_text(const ModelDir& m, const std::string& name) {
-  std::ifstream in(std::filesystem::path(m.path()) / name, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 int64_t vocab_size_or(const ModelDir& m, const Vocabulary& v) {
   if (auto n = config_vocab_size(m)) return *n;
@@ -69,7 +58,7 @@ std::map<std::string, std::string> rewrite_files(const ModelDir& donor, const st
                                                  int64_t vocab_size, const Appended& appended) {
   std::map<std::string, std::string> files;
   if (removed.empty() && appended.specs.empty()) return files;
-  if (auto text = read_text(donor, "tokenizer.json")) {
+  if (auto text = read_model_file(donor, "tokenizer.json")) {
     // Unordered (sorted keys): ordered_json's linear key search is quadratic in the
     // vocabulary. Key order carries no meaning in tokenizer.json.
     nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
@@ -119,14 +108,14 @@ std::map<std::string, std::string> rewrite_files(const ModelDir& donor, const st
   } else if (!appended.specs.empty()) {
     // Slow tokenizers (vocab.json / tokenizer.model) keep added tokens in added_tokens.json.
     ojson j = ojson::object();
-    if (auto text = read_text(donor, "added_tokens.json")) {
+    if (auto text = read_model_file(donor, "added_tokens.json")) {
       ojson old = ojson::parse(*text, nullptr, false);
       if (old.is_object()) j = old;
     }
     for (const auto& s : appended.specs) j[s["content"].get<std::string>()] = s["id"];
     files["added_tokens.json"] = dump(j);
   }
-  if (auto text = read_text(donor, "tokenizer_config.json")) {
+  if (auto text = read_model_file(donor, "tokenizer_config.json")) {
     ojson j = ojson::parse(*text, nullptr, false);
     if (!j.is_discarded() && j.is_object() && j.contains("added_tokens_decoder") &&
         j["added_tokens_decoder"].is_object()) {

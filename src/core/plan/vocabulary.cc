@@ -12,15 +12,6 @@
 namespace amalgam {
 namespace {
 
-std::optional<std::string> read_file(const ModelDir& m, const std::string& name) {
-  std::filesystem::path p = std::filesystem::path(m.path()) / name;
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string path_of(const ModelDir& m, const std::string& name) {
   return (std::filesystem::path(m.path()) / name).string();
 }
@@ -86,7 +77,7 @@ void read_vocab_json(Vocabulary& v, const std::string& text) {
 }
 
 void read_added_tokens_json(Vocabulary& v, const ModelDir& m) {
-  auto text = read_file(m, "added_tokens.json");
+  auto text = read_model_file(m, "added_tokens.json");
   if (!text) return;
   const std::string file = path_of(m, "added_tokens.json");
   auto j = parse_object(file, *text);
@@ -173,7 +164,7 @@ void read_vocab_txt(Vocabulary& v, const std::string& text) {
 // The parts of tokenizer.json that define token ids; formatting, truncation and padding
 // settings do not change the vocabulary.
 std::optional<nlohmann::json> tokenizer_json_vocab(const ModelDir& m) {
-  auto text = read_file(m, "tokenizer.json");
+  auto text = read_model_file(m, "tokenizer.json");
   if (!text) return std::nullopt;
   nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return nlohmann::json("unparseable:" + *text);
@@ -201,6 +192,14 @@ nlohmann::json vocab_size_json(const ModelDir& m) {
 
 }  // namespace
 
+std::optional<std::string> read_model_file(const ModelDir& m, const std::string& name) {
+  std::ifstream in(std::filesystem::path(m.path()) / name, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 bool Vocabulary::is_added(const std::string& token) const {
   for (const auto& t : added)
     if (t["content"].get_ref<const std::string&>() == token) return true;
@@ -209,18 +208,18 @@ bool Vocabulary::is_added(const std::string& token) const {
 
 std::optional<Vocabulary> load_vocabulary(const ModelDir& m) {
   Vocabulary v;
-  if (auto text = read_file(m, "tokenizer.json")) {
+  if (auto text = read_model_file(m, "tokenizer.json")) {
     v.file = path_of(m, "tokenizer.json");
     read_tokenizer_json(v, *text);
-  } else if (auto vj = read_file(m, "vocab.json")) {
+  } else if (auto vj = read_model_file(m, "vocab.json")) {
     v.file = path_of(m, "vocab.json");
     read_vocab_json(v, *vj);
     read_added_tokens_json(v, m);
-  } else if (auto vt = read_file(m, "vocab.txt")) {
+  } else if (auto vt = read_model_file(m, "vocab.txt")) {
     v.file = path_of(m, "vocab.txt");
     read_vocab_txt(v, *vt);
     read_added_tokens_json(v, m);
-  } else if (auto sp = read_file(m, "tokenizer.model")) {
+  } else if (auto sp = read_model_file(m, "tokenizer.model")) {
     v.file = path_of(m, "tokenizer.model");
     read_sentencepiece(v, *sp);
     read_added_tokens_json(v, m);
@@ -267,7 +266,7 @@ bool same_vocabulary(const ModelDir& a, const ModelDir& b) {
   auto ja = tokenizer_json_vocab(a), jb = tokenizer_json_vocab(b);
   if (ja || jb) return ja && jb && *ja == *jb;
   for (const char* name : {"vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json"}) {
-    if (read_file(a, name) != read_file(b, name)) return false;
+    if (read_model_file(a, name) != read_model_file(b, name)) return false;
   }
   return true;
 }

@@ -35,6 +35,9 @@ struct Vocabulary {
 // is there but malformed.
 std::optional<Vocabulary> load_vocabulary(const ModelDir& model);
 
+// The bytes of file `name` in the model's directory; nullopt when it cannot be read.
+std::optional<std::string> read_model_file(const ModelDir& model, const std::string& name);
+
 // config.json `vocab_size` (text_config.vocab_size for multimodal configs), if given.
 std::optional<int64_t> config_vocab_size(const ModelDir& model);
 
