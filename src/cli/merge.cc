@@ -109,6 +109,7 @@ nlohmann::json plan_summary(const MergePlan& plan, const ModelSet& models, const
   j["chunk_elements"] = o.chunk_elements;
   j["estimated_peak_memory_bytes"] = peak;
   j["estimated_seconds"] = estimated_seconds(plan, o.threads);
+  if (!plan.vocabulary.is_null()) j["vocabulary"] = plan.vocabulary;
   j["warnings"] = plan.warnings;
   return j;
 }
@@ -117,6 +118,13 @@ void print_dry_run(const nlohmann::json& j, const std::string& out_dir) {
   fmt::print("plan for {}: {} tensors\n", out_dir, j["tensors"].get<size_t>());
   for (auto& [m, n] : j["methods"].items()) fmt::print("  method {}: {} tensors\n", m, n.get<size_t>());
   for (auto& m : j["models"]) fmt::print("  input {}\n", m.get<std::string>());
+  if (j.contains("vocabulary")) {
+    const auto& v = j["vocabulary"];
+    fmt::print("  tokenizer {}: {} tokens ({} appended), {}\n", v["source"].get<std::string>(),
+               v["tokens"].get<int64_t>(), v["appended"].get<int64_t>(),
+               v["remapped"].get<bool>() ? "embeddings re-mapped token by token"
+                                         : "every model has each token at its id: embeddings as stored");
+  }
   fmt::print("  reads {}, writes {}\n", gb(j["input_bytes"].get<double>()),
              gb(j["output_bytes"].get<double>()));
   fmt::print("  estimated peak memory {} ({} threads x {} elements per chunk)\n",

@@ -141,7 +141,9 @@ TEST(VocabMerge, UnionRemapsRowsByToken) {
   for (const auto& a : tok["added_tokens"]) ids[a["content"]] = a["id"];
   EXPECT_EQ(ids, (std::map<std::string, int>{{"<s>", 10}, {"x", 11}, {"y", 12}, {"<tool>", 13}}));
   for (const auto& a : tok["added_tokens"]) {
-    if (a["content"] == "<tool>") EXPECT_TRUE(a["special"].get<bool>());
+    if (a["content"] == "<tool>") {
+      EXPECT_TRUE(a["special"].get<bool>());
+    }
   }
   EXPECT_EQ(tok["model"]["vocab"].size(), 10u);
   json cfg = json::parse(exec_test::read_bytes(out + "/tokenizer_config.json"));
@@ -167,6 +169,22 @@ TEST(VocabMerge, UnionRemapsRowsByToken) {
     expect(12, row(e2, 12), row(e2, 12), row(e2, 12));  // y: the only holder's row
     expect(13, row(e1, 12), row(e1, 12), row(e1, 12));  // <tool>
   }
+}
+
+TEST(VocabMerge, PlanSaysWhatHappensToTheVocabulary) {
+  const VocabModels& m = vocab_models();
+  ModelSet set;
+  MergePlan p = make_plan(parse_recipe_text(linear3(m, "tokenizer_source: union\n")), set, PlanOptions{});
+  EXPECT_EQ(p.vocabulary, json({{"source", "union"}, {"tokens", 14}, {"appended", 3}, {"remapped", true}}));
+  EXPECT_TRUE(p.tokenizer_files.count("tokenizer.json"));
+  // The same vocabulary in every model: nothing moves, files are copied.
+  ModelSet set2;
+  MergePlan q = make_plan(parse_recipe_text("merge_method: linear\nmodels:\n  - model: " + m.e1 +
+                                            "\n  - model: " + m.e1 + "/.\nparameters: {weight: 1}\n"
+                                            "tokenizer_source: union\n"),
+                          set2, PlanOptions{});
+  EXPECT_EQ(q.vocabulary["remapped"], false);
+  EXPECT_TRUE(q.tokenizer_files.empty());
 }
 
 TEST(VocabMerge, SameBytesForAnyThreadsAndChunks) {

@@ -269,6 +269,10 @@ class Planner {
     }
     for (auto& w : vocab_->warnings) plan_.warnings.push_back(std::move(w));
     remap_ = !vocab_->identity;
+    plan_.vocabulary = {{"source", *source},
+                        {"tokens", vocab_->size()},
+                        {"appended", vocab_->appended},
+                        {"remapped", remap_}};
     if (remap_) plan_.tokenizer_files = vocab_->files;
   }
 

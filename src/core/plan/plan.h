@@ -84,6 +84,9 @@ struct MergePlan {
   std::optional<size_t> tokenizer_donor;  // nullopt: no tokenizer files copied
   // Tokenizer files written instead of the donor's (the output vocabulary differs).
   std::map<std::string, std::string> tokenizer_files;
+  // tokenizer_source / tokenizer: {source, tokens, appended, remapped}; null when unset
+  // or when no model has a tokenizer file (rows are then taken as stored).
+  nlohmann::json vocabulary;
   std::vector<std::string> warnings;    // one line each, reported once
   uint64_t input_bytes() const;         // bytes read (sum over jobs' inputs)
   uint64_t output_bytes() const;

@@ -249,6 +249,7 @@ std::optional<VocabularyPlan> plan_vocabulary(const std::string& source, size_t 
     }
     plan.rows_of[m] = std::move(p);
   }
+  plan.appended = static_cast<int64_t>(appended.specs.size());
   plan.files = rewrite_files(set.at(donor), removed, source_model ? INT64_MAX : base_size, appended);
   (void)where;
   return plan;

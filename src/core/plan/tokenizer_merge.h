@@ -30,6 +30,7 @@ struct VocabularyPlan {
   // True when every model holds every output token at the output id: embeddings need
   // no re-mapping.
   bool identity = true;
+  int64_t appended = 0;                       // tokens added to the donor's tokenizer
   std::map<std::string, std::string> files;  // tokenizer files replacing the donor's
   std::vector<std::string> warnings;
 };
