@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "exec/executor.h"
 #include "io/dtype.h"
 #include "io/safetensors_writer.h"
 #include "kernels/convert.h"
@@ -120,6 +121,14 @@ inline std::string scratch_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
+}
+
+// Parses `recipe_text`, plans it and executes the plan into `out`.
+inline ExecResult merge_text(const std::string& recipe_text, const std::string& out, ExecOptions o = {}) {
+  Recipe recipe = parse_recipe_text(recipe_text);
+  ModelSet set;
+  MergePlan plan = make_plan(recipe, set, PlanOptions{});
+  return execute_plan(plan, set, recipe, out, o);
 }
 
 // Concatenated bytes of every *.safetensors and index file in `dir`, in name order.

@@ -46,12 +46,7 @@ const Models& models(DType dt) {
   return cache[dt] = m;
 }
 
-ExecResult merge(const std::string& recipe_text, const std::string& out, ExecOptions o = {}) {
-  Recipe recipe = parse_recipe_text(recipe_text);
-  ModelSet set;
-  MergePlan plan = make_plan(recipe, set, PlanOptions{});
-  return execute_plan(plan, set, recipe, out, o);
-}
+using exec_test::merge_text;
 
 std::string gta_recipe(const std::string& method, const Models& m, const std::string& extra) {
   return "merge_method: " + method + "\nbase_model: " + m.base + "\nmodels:\n" +
@@ -71,7 +66,7 @@ bool no_leftovers(const std::string& parent) {
 TEST(Executor, LinearOneZeroReturnsModelOneBitForBit) {
   const Models& m = models(DType::BF16);
   std::string out = exec_test::scratch_dir("lin10") + "/out";
-  merge("merge_method: linear\nmodels:\n  - model: " + m.e1 +
+  merge_text("merge_method: linear\nmodels:\n  - model: " + m.e1 +
             "\n    parameters: {weight: 1.0}\n  - model: " + m.e2 +
             "\n    parameters: {weight: 0.0}\n",
         out);
@@ -83,12 +78,12 @@ TEST(Executor, MergingAModelWithItselfReturnsIt) {
   std::string root = exec_test::scratch_dir("self");
   // A recipe may not list one directory twice: merge it with a byte-identical copy.
   fs::copy(m.e1, root + "/copy", fs::copy_options::recursive);
-  merge("merge_method: linear\nmodels:\n  - model: " + m.e1 +
+  merge_text("merge_method: linear\nmodels:\n  - model: " + m.e1 +
             "\n    parameters: {weight: 0.3}\n  - model: " + root + "/copy" +
             "\n    parameters: {weight: 0.7}\n",
         root + "/lin");
   EXPECT_EQ(exec_test::weight_bytes(root + "/lin"), exec_test::weight_bytes(m.e1));
-  merge("merge_method: ties\nbase_model: " + m.e2 + "\nmodels:\n  - model: " + m.e2 +
+  merge_text("merge_method: ties\nbase_model: " + m.e2 + "\nmodels:\n  - model: " + m.e2 +
             "\n    parameters: {weight: 1.0, density: 0.5}\n",
         root + "/ties");
   EXPECT_EQ(exec_test::weight_bytes(root + "/ties"), exec_test::weight_bytes(m.e2));
@@ -112,7 +107,7 @@ TEST(Executor, DeterministicAcrossThreadsAndChunkSizes) {
         o.chunk_elements = chunk;
         o.resident_bytes = resident;
         std::string out = root + "/out" + std::to_string(run++);
-        merge(recipe, out, o);
+        merge_text(recipe, out, o);
         std::string bytes = exec_test::weight_bytes(out);
         if (reference.empty()) reference = bytes;
         EXPECT_TRUE(bytes == reference) << method << " threads " << threads << " chunk " << chunk;
@@ -125,7 +120,7 @@ TEST(Executor, WritesConfigTokenizerCardAndRecipe) {
   const Models& m = models(DType::BF16);
   std::string out = exec_test::scratch_dir("files") + "/out";
   std::string recipe = gta_recipe("task_arithmetic", m, "");
-  ExecResult r = merge(recipe, out);
+  ExecResult r = merge_text(recipe, out);
   for (auto f : {"model.safetensors", "config.json", "tokenizer_config.json",
                  "generation_config.json", "README.md", "mergekit_config.yml"}) {
     EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
@@ -144,7 +139,7 @@ TEST(Executor, WritesConfigTokenizerCardAndRecipe) {
   ExecOptions bare;
   bare.copy_tokenizer = false;
   bare.write_model_card = false;
-  merge(recipe, out + "2", bare);
+  merge_text(recipe, out + "2", bare);
   EXPECT_FALSE(fs::exists(out + "2/tokenizer_config.json"));
   EXPECT_FALSE(fs::exists(out + "2/README.md"));
 }
@@ -153,11 +148,11 @@ TEST(Executor, ShardedOutputLoadsLikeSingleFile) {
   const Models& m = models(DType::F32);
   std::string root = exec_test::scratch_dir("sharded");
   std::string recipe = gta_recipe("ties", m, "");
-  merge(recipe, root + "/single");
+  merge_text(recipe, root + "/single");
   ExecOptions o;
   o.max_shard_bytes = 600000;
   o.threads = 2;
-  merge(recipe, root + "/sharded", o);
+  merge_text(recipe, root + "/sharded", o);
   EXPECT_TRUE(fs::exists(root + "/sharded/model.safetensors.index.json"));
   auto a = ModelDir::open(root + "/single");
   auto b = ModelDir::open(root + "/sharded");
@@ -209,11 +204,11 @@ TEST(Executor, PadToMultipleOfAddsMeanRows) {
                              "\n    parameters: {weight: 1.0}\n  - model: " + m.e2 +
                              "\n    parameters: {weight: 0.0}\n"
                              "tokenizer:\n  source: " + m.e1 + "\n  pad_to_multiple_of: 1536\n";
-  merge(recipe, root + "/a");
+  merge_text(recipe, root + "/a");
   ExecOptions o;
   o.threads = 3;
   o.chunk_elements = 70000;
-  merge(recipe, root + "/b", o);
+  merge_text(recipe, root + "/b", o);
   EXPECT_EQ(exec_test::weight_bytes(root + "/a"), exec_test::weight_bytes(root + "/b"));
   auto in = ModelDir::open(m.e1);
   auto out = ModelDir::open(root + "/a");
@@ -242,7 +237,7 @@ TEST(Executor, FullDiskRemovesStagingAndLeavesNoOutput) {
     o.env = &env;
     o.threads = 2;
     try {
-      merge(gta_recipe("ties", m, ""), root + "/out", o);
+      merge_text(gta_recipe("ties", m, ""), root + "/out", o);
       FAIL() << "merge succeeded on a full disk (limit " << limit << ")";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::Io) << e.what();
@@ -257,7 +252,7 @@ TEST(Executor, NonFiniteResultFromFiniteInputsIsAnError) {
   const Models& m = models(DType::F32);
   std::string root = exec_test::scratch_dir("nonfinite");
   try {  // weights sum to zero under normalize: mergekit would write inf/NaN
-    merge("merge_method: linear\nmodels:\n  - model: " + m.e1 +
+    merge_text("merge_method: linear\nmodels:\n  - model: " + m.e1 +
               "\n    parameters: {weight: 1.0}\n  - model: " + m.e2 +
               "\n    parameters: {weight: -1.0}\n",
           root + "/out");
@@ -279,7 +274,7 @@ TEST(Executor, CancelStopsBetweenChunksAndCleansUp) {
   o.chunk_elements = 1;
   o.progress = [](size_t, size_t, uint64_t, uint64_t) { request_cancel(); };
   try {
-    merge(gta_recipe("ties", m, ""), root + "/out", o);
+    merge_text(gta_recipe("ties", m, ""), root + "/out", o);
     clear_cancel();
     FAIL() << "not interrupted";
   } catch (const Error& e) {
@@ -296,11 +291,11 @@ TEST(Executor, ExistingOutputNeedsForce) {
   std::string recipe = "merge_method: linear\nmodels:\n  - model: " + m.e1 +
                        "\n    parameters: {weight: 1.0}\n";
   fs::create_directories(root + "/out");
-  EXPECT_THROW(merge(recipe, root + "/out"), Error);
+  EXPECT_THROW(merge_text(recipe, root + "/out"), Error);
   EXPECT_FALSE(fs::exists(root + "/out/model.safetensors"));
   ExecOptions o;
   o.force = true;
-  merge(recipe, root + "/out", o);
+  merge_text(recipe, root + "/out", o);
   EXPECT_EQ(exec_test::weight_bytes(root + "/out"), exec_test::weight_bytes(m.e1));
   EXPECT_TRUE(no_leftovers(root));
 }

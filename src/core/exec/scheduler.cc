@@ -122,11 +122,13 @@ class Scheduler {
       // faults in again.
       const size_t need = shape_numel(task.planned->job.shape) * dtype_size(task.inputs[i].stored_dtype());
       if (!spare_.empty()) {
+        auto better = [need](size_t c, size_t b) {  // capacity c beats capacity b
+          if ((c >= need) != (b >= need)) return c >= need;
+          return c >= need ? c < b : c > b;
+        };
         size_t best = 0;
-        for (size_t k = 1; k < spare_.size(); ++k) {
-          const size_t c = spare_[k].capacity(), b = spare_[best].capacity();
-          if ((c >= need && (b < need || c < b)) || (b < need && c > b)) best = k;
-        }
+        for (size_t k = 1; k < spare_.size(); ++k)
+          if (better(spare_[k].capacity(), spare_[best].capacity())) best = k;
         task.resident[i] = std::move(spare_[best]);
         spare_[best] = std::move(spare_.back());
         spare_.pop_back();

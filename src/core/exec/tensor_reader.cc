@@ -82,20 +82,26 @@ InputReader::InputReader(InputReader&& o) noexcept
       remap_(std::move(o.remap_)), remap_input_(o.remap_input_),
       remap_sources_(std::exchange(o.remap_sources_, {})) {}
 
-void InputReader::pread_from(const Stored& t, uint64_t first, uint64_t count, float* dst,
-                             std::vector<uint8_t>& raw) const {
+// Stored bytes of elements [first, first+count) of `t` into dst.
+void InputReader::pread_stored(const Stored& t, uint64_t first, uint64_t count, uint8_t* dst) {
   const uint64_t isz = dtype_size(t.info->dtype);
   const uint64_t n = count * isz;
-  if (raw.size() < n) raw.resize(n);
   const uint64_t off = 8 + t.file->header_size() + t.info->data_begin + first * isz;
   for (uint64_t done = 0; done < n;) {
-    ssize_t got = ::pread(t.fd, raw.data() + done, n - done, static_cast<off_t>(off + done));
+    ssize_t got = ::pread(t.fd, dst + done, n - done, static_cast<off_t>(off + done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0)
       fail(ErrorKind::Io, "{}: read of tensor {} failed: {}", t.file->path(), t.info->name,
            got < 0 ? std::strerror(errno) : "unexpected end of file");
     done += static_cast<uint64_t>(got);
   }
+}
+
+void InputReader::pread_from(const Stored& t, uint64_t first, uint64_t count, float* dst,
+                             std::vector<uint8_t>& raw) const {
+  const uint64_t n = count * dtype_size(t.info->dtype);
+  if (raw.size() < n) raw.resize(n);
+  pread_stored(t, first, count, raw.data());
   to_f32(t.info->dtype, raw.data(), dst, count);
 }
 
@@ -146,18 +152,8 @@ void InputReader::read_remapped(uint64_t begin, uint64_t count, float* dst,
 }
 
 uint64_t InputReader::read_raw(uint64_t begin, uint64_t count, uint8_t* dst) const {
-  const uint64_t isz = dtype_size(info_->dtype);
-  const uint64_t n = count * isz;
-  const uint64_t off = 8 + file_->header_size() + info_->data_begin + begin * isz;
-  for (uint64_t done = 0; done < n;) {
-    ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(off + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0)
-      fail(ErrorKind::Io, "{}: read of tensor {} failed: {}", file_->path(), info_->name,
-           got < 0 ? std::strerror(errno) : "unexpected end of file");
-    done += static_cast<uint64_t>(got);
-  }
-  return n;
+  pread_stored({file_, info_, fd_}, begin, count, dst);
+  return count * dtype_size(info_->dtype);
 }
 
 // pread into a small buffer, then convert: a copy from the page cache costs a quarter of

@@ -56,6 +56,7 @@ class InputReader {
     int fd;
   };
   void round_loaded(float* dst, uint64_t count, std::vector<uint8_t>& scratch) const;
+  static void pread_stored(const Stored& t, uint64_t first, uint64_t count, uint8_t* dst);
   void pread_from(const Stored& t, uint64_t first, uint64_t count, float* dst, std::vector<uint8_t>& raw) const;
   void pread_f32(uint64_t first, uint64_t count, float* dst, std::vector<uint8_t>& raw) const;
   const SafetensorsFile* file_;

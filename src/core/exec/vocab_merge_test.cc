@@ -89,12 +89,7 @@ const VocabModels& vocab_models() {
   return m;
 }
 
-void merge(const std::string& recipe_text, const std::string& out, ExecOptions o = {}) {
-  Recipe recipe = parse_recipe_text(recipe_text);
-  ModelSet set;
-  MergePlan plan = make_plan(recipe, set, PlanOptions{});
-  execute_plan(plan, set, recipe, out, o);
-}
+using exec_test::merge_text;
 
 std::vector<float> rows_of(const std::string& dir, const std::string& tensor, int64_t* rows = nullptr) {
   auto m = ModelDir::open(dir);
@@ -133,7 +128,7 @@ std::string linear3(const VocabModels& m, const std::string& tokenizer) {
 TEST(VocabMerge, UnionRemapsRowsByToken) {
   const VocabModels& m = vocab_models();
   const std::string out = exec_test::scratch_dir("union") + "/out";
-  merge(linear3(m, "tokenizer_source: union\n"), out);
+  merge_text(linear3(m, "tokenizer_source: union\n"), out);
 
   // Output vocabulary: base's a-j, <s>; then x (e1), y (e2), then e1's added <tool>.
   json tok = json::parse(exec_test::read_bytes(out + "/tokenizer.json"));
@@ -191,11 +186,11 @@ TEST(VocabMerge, SameBytesForAnyThreadsAndChunks) {
   const VocabModels& m = vocab_models();
   const std::string root = exec_test::scratch_dir("union_det");
   const std::string recipe = linear3(m, "tokenizer:\n  source: union\n  pad_to_multiple_of: 8\n");
-  merge(recipe, root + "/a");
+  merge_text(recipe, root + "/a");
   ExecOptions o;
   o.threads = 3;
   o.chunk_elements = 13;
-  merge(recipe, root + "/b", o);
+  merge_text(recipe, root + "/b", o);
   EXPECT_EQ(exec_test::weight_bytes(root + "/a"), exec_test::weight_bytes(root + "/b"));
   int64_t rows = 0;
   auto got = rows_of(root + "/a", "model.embed_tokens.weight", &rows);
@@ -210,7 +205,7 @@ TEST(VocabMerge, SameBytesForAnyThreadsAndChunks) {
 TEST(VocabMerge, BaseSourceRemapsOtherModelsIntoTheBaseVocabulary) {
   const VocabModels& m = vocab_models();
   const std::string out = exec_test::scratch_dir("base_src") + "/out";
-  merge(linear3(m, "tokenizer_source: base\n"), out);
+  merge_text(linear3(m, "tokenizer_source: base\n"), out);
   auto b = rows_of(m.base, "model.embed_tokens.weight"), e1 = rows_of(m.e1, "model.embed_tokens.weight"),
        e2 = rows_of(m.e2, "model.embed_tokens.weight");
   int64_t rows = 0;
@@ -225,7 +220,7 @@ TEST(VocabMerge, BaseSourceRemapsOtherModelsIntoTheBaseVocabulary) {
 TEST(VocabMerge, TokensConfigSourcesAndForce) {
   const VocabModels& m = vocab_models();
   const std::string out = exec_test::scratch_dir("tokens") + "/out";
-  merge(linear3(m, "tokenizer:\n  source: base\n  tokens:\n"
+  merge_text(linear3(m, "tokenizer:\n  source: base\n  tokens:\n"
                    "    y:\n      source: {kind: zero}\n"
                    "    a:\n      source: " + m.e2 + "\n      force: true\n"
                    "    <new>:\n      source: {kind: model_token, model: " + m.e1 + ", token: x}\n"
@@ -251,7 +246,7 @@ TEST(VocabMerge, RecipeErrorsNameTheLine) {
   const std::string out = exec_test::scratch_dir("tokens_err") + "/out";
   auto expect_error = [&](const std::string& tokens, const std::string& want) {
     try {
-      merge(linear3(m, "tokenizer:\n  source: base\n  tokens:\n" + tokens), out);
+      merge_text(linear3(m, "tokenizer:\n  source: base\n  tokens:\n" + tokens), out);
       ADD_FAILURE() << "no error for " << tokens;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
@@ -275,7 +270,7 @@ TEST(VocabMerge, TokenizersJsReadsTheUnionTokenizer) {
     GTEST_SKIP() << "node or tests/oracles/node_modules missing (run tests/oracles/setup)";
   const VocabModels& m = vocab_models();
   const std::string root = exec_test::scratch_dir("union_js");
-  merge(linear3(m, "tokenizer_source: union\n"), root + "/out");
+  merge_text(linear3(m, "tokenizer_source: union\n"), root + "/out");
   exec_test::write_text(root + "/in.json", R"({"texts_b64": ["YSB4IHkgPHRvb2w+IGI="], "decode": [[0, 11, 12, 13]]})");
   const std::string cmd = "node " + oracles + "/encode.mjs " + root + "/out " + root + "/in.json > " + root + "/res.json";
   ASSERT_EQ(std::system(cmd.c_str()), 0);

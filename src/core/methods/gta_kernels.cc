@@ -229,16 +229,12 @@ void rank_lookup_rows(const uint32_t* keys, size_t rows, size_t C, const float* 
   // hwy::Sorter call costs a getrandom(2) system call for its pivot seed: per 896-key row
   // that was 13% of a della merge (perf, session 5). About 8K keys per sort measured best
   // (4.3 ns per key against 5.0 one row at a time; larger sorts pay the log factor).
+  // C < 2^32 (as rank_lookup's key << 32 | position assumes), so with at most 2^13 / C
+  // rows per sort the row, the 31-bit key and the position fit in 64 bits.
   const unsigned pb = C <= 1 ? 1 : static_cast<unsigned>(64 - __builtin_clzll(static_cast<uint64_t>(C - 1)));
-  const unsigned rb = pb + 31 < 64 ? 64 - 31 - pb : 0;
-  size_t per_sort = std::max<size_t>(1, std::min<size_t>(size_t{1} << std::min(rb, 20u), (size_t{1} << 13) / std::max<size_t>(C, 1)));
-  if (rb == 0) per_sort = 1;
+  const size_t per_sort = std::max<size_t>(1, (size_t{1} << 13) / std::max<size_t>(C, 1));
   for (size_t r0 = 0; r0 < rows; r0 += per_sort) {
     const size_t R = std::min(per_sort, rows - r0);
-    if (R == 1 && rb == 0) {
-      rank_lookup(keys + r0 * C, C, table, out + r0 * C, 1, s);
-      continue;
-    }
     const size_t n = R * C;
     s.items.resize(n);
     uint64_t* __restrict items = s.items.data();

@@ -241,10 +241,9 @@ class Planner {
     for (const OutSlice& s : slices_)
       for (const Source& src : s.sources)
         if (std::find(order.begin(), order.end(), src.model) == order.end()) order.push_back(src.model);
-    static const std::vector<TokenSpec> kNoTokens;
-    const auto& tokens = recipe_.tokenizer ? recipe_.tokenizer->tokens : kNoTokens;
+    const std::vector<TokenSpec>& tokens = recipe_tokens();
     try {
-      vocab_ = plan_vocabulary(*source, template_, source_model, order, models_, tokens, recipe_.where(line));
+      vocab_ = plan_vocabulary(*source, template_, source_model, order, models_, tokens);
     } catch (const Error& e) {
       throw Error(e.kind(), recipe_.where(line) + e.what());
     }
@@ -354,22 +353,32 @@ class Planner {
       return;
     }
     std::vector<int64_t> shape = job_shape(slice, out_name, embedding, cands);
-    // tokenizer.pad_to_multiple_of: rows up to the next multiple, each the mean of the
-    // input's real rows (§4 step 4).
-    int64_t real_rows = -1;
-    if (embedding && shape.size() == 2 && recipe_.tokenizer && recipe_.tokenizer->pad_to_multiple_of) {
-      const int64_t m = *recipe_.tokenizer->pad_to_multiple_of;
-      if (shape[0] % m != 0) {
-        real_rows = shape[0];
-        shape[0] = (shape[0] + m - 1) / m * m;
-      }
-      if (padded_rows_ == 0 || is_pre_tensor_name(out_name)) padded_rows_ = shape[0];
-    }
+    const int64_t real_rows = embedding ? pad_rows(out_name, shape) : -1;
 
     PlannedTensor pt;
     for (const Candidate& c : cands)
       pt.inputs.push_back(input_ref(slice, c, real_rows));
     finish_tensor(slice, out_name, shape, embedding, t, cands, std::move(pt));
+  }
+
+  const std::vector<TokenSpec>& recipe_tokens() const {
+    static const std::vector<TokenSpec> kNoTokens;
+    return recipe_.tokenizer ? recipe_.tokenizer->tokens : kNoTokens;
+  }
+
+  // tokenizer.pad_to_multiple_of on an embedding matrix of job shape `shape`: rows up to
+  // the next multiple, each the mean of the input's real rows (§4 step 4). Returns the
+  // real row count when rows were added, else -1.
+  int64_t pad_rows(const std::string& out_name, std::vector<int64_t>& shape) {
+    if (shape.size() != 2 || !recipe_.tokenizer || !recipe_.tokenizer->pad_to_multiple_of) return -1;
+    int64_t real_rows = -1;
+    const int64_t m = *recipe_.tokenizer->pad_to_multiple_of;
+    if (shape[0] % m != 0) {
+      real_rows = shape[0];
+      shape[0] = (shape[0] + m - 1) / m * m;
+    }
+    if (padded_rows_ == 0 || is_pre_tensor_name(out_name)) padded_rows_ = shape[0];
+    return real_rows;
   }
 
   static InputRef input_ref(const OutSlice& slice, const Candidate& c, int64_t real_rows) {
@@ -402,11 +411,9 @@ class Planner {
       if (static_cast<int>(c.source) == slice.base) base = static_cast<int>(inputs.size());
       inputs.push_back(src.model);
     }
-    static const std::vector<TokenSpec> kNoTokens;
-    const auto& tokens = recipe_.tokenizer ? recipe_.tokenizer->tokens : kNoTokens;
     int64_t in_none = 0;
     std::shared_ptr<RowRemap> remap =
-        plan_row_remap(*vocab_, inputs, base, models_, tokens, recipe_, in_none);
+        plan_row_remap(*vocab_, inputs, base, models_, recipe_tokens(), recipe_, in_none);
     if (in_none > 0 && !warned_in_none_) {
       warned_in_none_ = true;
       plan_.warnings.push_back(fmt::format(
@@ -428,14 +435,8 @@ class Planner {
                                 "(by its tokenizer or tokenizer.tokens)",
                                 c.stored_name, slice.sources[c.source].ref, c.ref.info->shape[0], top));
     }
-    int64_t real_rows = -1;
-    if (recipe_.tokenizer && recipe_.tokenizer->pad_to_multiple_of) {
-      const int64_t m = *recipe_.tokenizer->pad_to_multiple_of;
-      if (shape[0] % m != 0) {
-        real_rows = shape[0];
-        shape[0] = (shape[0] + m - 1) / m * m;
-      }
-    }
+    const int64_t real_rows = pad_rows(out_name, shape);
+    // config.json's vocab_size becomes the output vocabulary's size, padded or not.
     if (padded_rows_ == 0 || is_pre_tensor_name(out_name)) padded_rows_ = shape[0];
     PlannedTensor pt;
     for (size_t j = 0; j < cands.size(); ++j) {

@@ -43,11 +43,6 @@ ojson plain_added(const std::string& token) {
                {"rstrip", false},  {"normalized", true}, {"special", false}};
 }
 
-// Tokens appended to the donor's tokenizer: (spec with its new id).
-struct Appended {
-  std::vector<ojson> specs;
-};
-
 std::string dump(const ojson& j) {
   return j.dump(2, ' ', /*ensure_ascii=*/false, ojson::error_handler_t::replace) + "\n";
 }
@@ -55,9 +50,9 @@ std::string dump(const ojson& j) {
 // The donor's tokenizer files rewritten: entries `removed` dropped (ids >= vocab_size),
 // `appended` added. Only files that change are returned.
 std::map<std::string, std::string> rewrite_files(const ModelDir& donor, const std::set<std::string>& removed,
-                                                 int64_t vocab_size, const Appended& appended) {
+                                                 int64_t vocab_size, const std::vector<ojson>& appended) {
   std::map<std::string, std::string> files;
-  if (removed.empty() && appended.specs.empty()) return files;
+  if (removed.empty() && appended.empty()) return files;
   if (auto text = read_model_file(donor, "tokenizer.json")) {
     // Unordered (sorted keys): ordered_json's linear key search is quadratic in the
     // vocabulary. Key order carries no meaning in tokenizer.json.
@@ -100,19 +95,19 @@ std::map<std::string, std::string> rewrite_files(const ModelDir& donor, const st
         for (const auto& t : j["added_tokens"])
           if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || t["id"].get<int64_t>() < vocab_size)
             added.push_back(t);
-      for (const auto& s : appended.specs) added.push_back(nlohmann::json::parse(s.dump()));
+      for (const auto& s : appended) added.push_back(nlohmann::json::parse(s.dump()));
       j["added_tokens"] = std::move(added);
       files["tokenizer.json"] =
           j.dump(2, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace) + "\n";
     }
-  } else if (!appended.specs.empty()) {
+  } else if (!appended.empty()) {
     // Slow tokenizers (vocab.json / tokenizer.model) keep added tokens in added_tokens.json.
     ojson j = ojson::object();
     if (auto text = read_model_file(donor, "added_tokens.json")) {
       ojson old = ojson::parse(*text, nullptr, false);
       if (old.is_object()) j = old;
     }
-    for (const auto& s : appended.specs) j[s["content"].get<std::string>()] = s["id"];
+    for (const auto& s : appended) j[s["content"].get<std::string>()] = s["id"];
     files["added_tokens.json"] = dump(j);
   }
   if (auto text = read_model_file(donor, "tokenizer_config.json")) {
@@ -125,7 +120,7 @@ std::map<std::string, std::string> rewrite_files(const ModelDir& donor, const st
         long long n = std::strtoll(id.c_str(), &end, 10);
         if (end == id.c_str() || n < vocab_size) decoder[id] = spec;
       }
-      for (const auto& s : appended.specs) {
+      for (const auto& s : appended) {
         ojson e = s;
         e.erase("id");
         decoder[std::to_string(s["id"].get<int64_t>())] = e;
@@ -142,7 +137,7 @@ std::map<std::string, std::string> rewrite_files(const ModelDir& donor, const st
 std::optional<VocabularyPlan> plan_vocabulary(const std::string& source, size_t base,
                                               std::optional<size_t> source_model,
                                               const std::vector<size_t>& models, const ModelSet& set,
-                                              const std::vector<TokenSpec>& tokens, const std::string& where) {
+                                              const std::vector<TokenSpec>& tokens) {
   std::optional<Vocabulary> base_vocab = load_vocabulary(set.at(base));
   if (!base_vocab) return std::nullopt;
   VocabularyPlan plan;
@@ -160,14 +155,17 @@ std::optional<VocabularyPlan> plan_vocabulary(const std::string& source, size_t 
   if (source_model && std::find(order.begin(), order.end(), *source_model) == order.end())
     order.push_back(*source_model);
   std::map<size_t, bool> has_own;
+  std::map<size_t, int64_t> size_of;  // the model's vocab_size: its ids past it are unused
   for (size_t m : order) {
     if (m == base) {
       has_own[m] = true;
+      size_of[m] = base_size;
       continue;
     }
     auto v = load_vocabulary(set.at(m));
     has_own[m] = v.has_value();
     plan.vocab_of[m] = v ? std::move(*v) : base_stripped;
+    size_of[m] = vocab_size_or(set.at(m), plan.vocab_of[m]);
   }
 
   // The output vocabulary and the tokens appended to the donor's tokenizer.
@@ -186,14 +184,14 @@ std::optional<VocabularyPlan> plan_vocabulary(const std::string& source, size_t 
     plan.tokens[id] = tok;
     plan.ids[tok] = id;
   }
-  Appended appended;
+  std::vector<ojson> appended;  // tokens added to the donor's tokenizer, with their new ids
   auto append = [&](const std::string& tok, ojson spec) {
     if (plan.ids.count(tok)) return;
     const int64_t id = plan.size();
     spec["id"] = id;
     plan.tokens.push_back(tok);
     plan.ids[tok] = id;
-    appended.specs.push_back(std::move(spec));
+    appended.push_back(std::move(spec));
   };
   if (source == "union") {
     // mergekit's build_union_tokenizer, with model order then old id for the order
@@ -206,7 +204,7 @@ std::optional<VocabularyPlan> plan_vocabulary(const std::string& source, size_t 
     for (size_t m : order) {
       if (!has_own[m]) continue;
       const Vocabulary& v = plan.vocab_of[m];
-      const int64_t size = m == base ? base_size : vocab_size_or(set.at(m), v);
+      const int64_t size = size_of[m];
       std::set<std::string> added_here;
       for (const auto& t : v.added) added_here.insert(t["content"].get<std::string>());
       for (const auto& [tok, id] : v.entries)
@@ -239,7 +237,7 @@ std::optional<VocabularyPlan> plan_vocabulary(const std::string& source, size_t 
   // Permutations (§4 step 3).
   for (size_t m : order) {
     const Vocabulary& v = plan.vocab_of[m];
-    const int64_t size = m == base ? base_size : vocab_size_or(set.at(m), v);
+    const int64_t size = size_of[m];
     std::vector<int64_t> p(plan.tokens.size(), -1);
     for (int64_t i = 0; i < plan.size(); ++i) {
       if (plan.tokens[i].empty() && !plan.ids.count("")) continue;
@@ -249,9 +247,8 @@ std::optional<VocabularyPlan> plan_vocabulary(const std::string& source, size_t 
     }
     plan.rows_of[m] = std::move(p);
   }
-  plan.appended = static_cast<int64_t>(appended.specs.size());
+  plan.appended = static_cast<int64_t>(appended.size());
   plan.files = rewrite_files(set.at(donor), removed, source_model ? INT64_MAX : base_size, appended);
-  (void)where;
   return plan;
 }
 

@@ -39,11 +39,11 @@ struct VocabularyPlan {
 // the starting point (base_model, else the first model); `source_model` the ModelSet index
 // of a model source; `models` every model of the merge in recipe order. nullopt when the
 // starting tokenizer has no vocabulary file (the caller then falls back to rows as stored).
-// Throws Error(Recipe) with `where` for an impossible request.
+// Throws Error(Input) naming the file for a malformed tokenizer file.
 std::optional<VocabularyPlan> plan_vocabulary(const std::string& source, size_t base,
                                               std::optional<size_t> source_model,
                                               const std::vector<size_t>& models, const ModelSet& set,
-                                              const std::vector<TokenSpec>& tokens, const std::string& where);
+                                              const std::vector<TokenSpec>& tokens);
 
 // The embedding rows of one job (METHODS.md §4 step 4) for inputs `inputs` (ModelSet
 // indices, job order, `base` = the job's base input or -1).

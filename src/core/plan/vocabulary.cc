@@ -54,7 +54,6 @@ void read_tokenizer_json(Vocabulary& v, const std::string& text) {
       bad(v.file, "model.vocab is neither an object nor an array");
     }
   }
-  std::stable_sort(v.entries.begin(), v.entries.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
   if (j.contains("added_tokens")) {
     if (!j["added_tokens"].is_array()) bad(v.file, "added_tokens is not an array");
     for (const auto& t : j["added_tokens"]) {
@@ -73,7 +72,6 @@ void read_vocab_json(Vocabulary& v, const std::string& text) {
     if (!id.is_number_integer()) bad(v.file, fmt::format("'{}' has no integer id", tok));
     add_entry(v, tok, id.get<int64_t>());
   }
-  std::stable_sort(v.entries.begin(), v.entries.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
 }
 
 void read_added_tokens_json(Vocabulary& v, const ModelDir& m) {
