@@ -225,10 +225,10 @@ void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s) {
 void rank_lookup_rows(const uint32_t* keys, size_t rows, size_t C, const float* table, float* out,
                       RankScratch& s) {
   // Several rows per sort: (row << (31 + pb)) | (key << pb) | position orders the items by
-  // row, then key, then position, so each row's ranks are the ones it has alone. One
-  // hwy::Sorter call costs a getrandom(2) system call for its pivot seed: per 896-key row
-  // that was 13% of a della merge (perf, session 5). About 8K keys per sort measured best
-  // (4.3 ns per key against 5.0 one row at a time; larger sorts pay the log factor).
+  // row, then key, then position, so each row's ranks are the ones it has alone. This
+  // batching amortized the getrandom(2) seed of each hwy::Sorter call (13% of a della
+  // merge, session 5); since kernels/vqsort_seed.cc seeds without a system call, batches
+  // of 1 to 16K keys measure the same, and about 8K keys per sort stays.
   // C < 2^32 (as rank_lookup's key << 32 | position assumes), so with at most 2^13 / C
   // rows per sort the row, the 31-bit key and the position fit in 64 bits.
   const unsigned pb = C <= 1 ? 1 : static_cast<unsigned>(64 - __builtin_clzll(static_cast<uint64_t>(C - 1)));
