@@ -59,9 +59,10 @@ InputReader::InputReader(const ModelSet& models, const InputRef& ref,
         fail(ErrorKind::Input, "{}: tensor {} has shape {}, cannot give rows of {}", models.at(s.model).ref(),
              s.tensor, shape_str(st.info->shape), shape_str(job_shape));
       if (!round_to_) round_to_ = effective_rounding(load_dtype, st.info->dtype);
-      remap_sources_.push_back({st.file, st.info, ::open(st.file->path().c_str(), O_RDONLY | O_CLOEXEC)});
-      if (remap_sources_.back().fd < 0)
-        fail(ErrorKind::Io, "{}: cannot open: {}", st.file->path(), std::strerror(errno));
+      // The other inputs' rows (fallbacks) are occasional reads: through each file's own
+      // descriptor. A descriptor per reader and input was N^2 per embedding job, and ran
+      // into the open-file limit with a few dozen models.
+      remap_sources_.push_back({st.file, st.info, st.file->fd()});
     }
   } else if (!rectified_ok(real_shape_, info_->shape)) {
     fail(ErrorKind::Input, "{}: tensor {} has shape {}, cannot be read as {}", model.ref(),
@@ -69,12 +70,15 @@ InputReader::InputReader(const ModelSet& models, const InputRef& ref,
   }
   // Without a descriptor (should not happen: the file was just opened) read the mapping.
   fd_ = ::open(file_->path().c_str(), O_RDONLY | O_CLOEXEC);
+  // This reader's own rows stream through its own descriptor (readahead).
+  if (remap_ && fd_ >= 0) {
+    Stored& self = remap_sources_[static_cast<size_t>(remap_input_)];
+    if (self.file == file_) self.fd = fd_;
+  }
 }
 
 InputReader::~InputReader() {
   if (fd_ >= 0) ::close(fd_);
-  for (const auto& s : remap_sources_)
-    if (s.fd >= 0) ::close(s.fd);
 }
 InputReader::InputReader(InputReader&& o) noexcept
     : file_(o.file_), info_(o.info_), job_shape_(std::move(o.job_shape_)), real_shape_(std::move(o.real_shape_)),

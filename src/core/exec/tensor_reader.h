@@ -74,7 +74,7 @@ class InputReader {
   int fd_ = -1;                     // own descriptor for pread (see pread_f32)
   std::shared_ptr<const RowRemap> remap_;
   int remap_input_ = -1;
-  std::vector<Stored> remap_sources_;  // every input of the job, own descriptors
+  std::vector<Stored> remap_sources_;  // every input of the job: its file's descriptor, ours for our own
 };
 
 }  // namespace amalgam

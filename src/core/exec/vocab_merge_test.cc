@@ -2,9 +2,12 @@
 // `tokenizer_source: union | base | MODEL` and `tokenizer.tokens`, the embedding rows
 // re-mapped token by token (own row, else the single holder's, the base's, the holders'
 // mean or zeros), the rewritten tokenizer files, and Tokenizers.js reading them back.
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -200,6 +203,50 @@ TEST(VocabMerge, SameBytesForAnyThreadsAndChunks) {
   for (int r = 0; r < 14; ++r) real.push_back(row(got, r));
   expect_row_near(row(got, 15), mean(real), "padding");
   EXPECT_EQ(json::parse(exec_test::read_bytes(root + "/a/config.json"))["vocab_size"], 16);
+}
+
+// Many models whose vocabularies all differ: every reader of a re-mapped embedding job
+// reads the other models' rows through their files' descriptors, not through one it
+// opens per input (that was N^2 descriptors per job: 24 models hit a 1024 limit).
+TEST(VocabMerge, ManyModelsStayWithinFewDescriptors) {
+  const int kExperts = 16;
+  const std::string root = exec_test::scratch_dir("many_vocab");
+  ModelSpec s;
+  s.layers = 1, s.hidden = kHidden, s.intermediate = 16, s.vocab = 11;
+  std::string recipe = "merge_method: linear\ntokenizer_source: union\nmodels:\n";
+  for (int i = 0; i < kExperts; ++i) {
+    const std::string dir = fmt::format("{}/e{}", root, i);
+    s.seed = static_cast<uint64_t>(i + 1);
+    exec_test::write_model(dir, s);
+    json v = letters("abcdefghij");
+    v[fmt::format("t{}", i)] = 10;  // a token no other model has
+    write_tokenizer(dir, v, json::array());
+    recipe += fmt::format("  - model: {}\n    parameters: {{weight: 1.0}}\n", dir);
+  }
+  int open_now = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/self/fd")) ++open_now;
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  struct rlimit low = old_limit;
+  // Files (16) + readers of up to 3 jobs in flight (3 x 16) + the writer: well below
+  // this; one re-mapped job alone used 16 x 16 before.
+  low.rlim_cur = static_cast<rlim_t>(open_now + 150);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::string error;
+  try {
+    merge_text(recipe, root + "/out");
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  setrlimit(RLIMIT_NOFILE, &old_limit);
+  ASSERT_EQ(error, "");
+  int64_t rows = 0;
+  auto got = rows_of(root + "/out", "model.embed_tokens.weight", &rows);
+  EXPECT_EQ(rows, 10 + kExperts);
+  // Token t3 (output id 13) comes only from expert 3's row 10 (weights sum to 16: the
+  // linear merge normalizes, and one holder fills every model's row).
+  auto e3 = rows_of(root + "/e3", "model.embed_tokens.weight");
+  expect_row_near(row(got, 13), row(e3, 10), "t3");
 }
 
 TEST(VocabMerge, BaseSourceRemapsOtherModelsIntoTheBaseVocabulary) {

@@ -38,6 +38,10 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   uint64_t file_size() const { return file_size_; }
   uint64_t header_size() const { return header_size_; }
+  // The descriptor the file stays open on, for occasional preads from any thread (one
+  // file offset is never used). Readers that stream a tensor open their own, so that
+  // each keeps its own readahead state.
+  int fd() const { return fd_; }
 
   // Pointer to the tensor's raw little-endian bytes (valid while this object lives).
   const uint8_t* data(const TensorInfo& t) const;
