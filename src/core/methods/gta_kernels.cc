@@ -215,6 +215,41 @@ void order_keys(const uint32_t* keys, size_t C, RankScratch& s) {
   sorter(items, C, hwy::SortAscending());
 }
 
+// Rows of up to 2^kPackedPositionBits keys sort 32-bit items: (key >> shift) << pb |
+// position, with pb position bits and shift = pb - 1 so the truncated 31-bit key fills the
+// rest. A 32-bit sort moves half the bytes of a 64-bit one and its vectors hold twice the
+// keys (vqsort time halved on della). Items whose truncated keys are equal come out by
+// position: right when their full keys are equal too (ties rank by position, §8.4), else
+// the row is sorted again by (key << 32 | position). bf16-sourced task vectors have few
+// significant bits, so that is rare; the check is one branch-free sweep (a loop that
+// branched on each run mispredicted and cost more than the sort saved).
+constexpr unsigned kPackedPositionBits = 14;
+
+void rank_lookup_packed(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride,
+                        RankScratch& s) {
+  const unsigned pb = static_cast<unsigned>(64 - __builtin_clzll(static_cast<uint64_t>(C - 1)));
+  const unsigned shift = pb - 1;
+  const uint32_t pos_mask = (uint32_t{1} << pb) - 1;
+  s.packed.resize(C);
+  uint32_t* __restrict items = s.packed.data();
+  for (size_t i = 0; i < C; ++i) items[i] = ((keys[i] >> shift) << pb) | static_cast<uint32_t>(i);
+  thread_local hwy::Sorter sorter;
+  sorter(items, C, hwy::SortAscending());
+  uint32_t misordered = 0;
+  uint32_t prev_key = keys[items[0] & pos_mask];
+  for (size_t q = 1; q < C; ++q) {
+    const uint32_t key = keys[items[q] & pos_mask];
+    misordered |= static_cast<uint32_t>((items[q] >> pb) == (items[q - 1] >> pb)) & static_cast<uint32_t>(key < prev_key);
+    prev_key = key;
+  }
+  if (misordered) {
+    order_keys(keys, C, s);
+    for (size_t q = 0; q < C; ++q) out[static_cast<uint32_t>(s.items[q]) * stride] = table[q];
+    return;
+  }
+  for (size_t q = 0; q < C; ++q) out[(items[q] & pos_mask) * stride] = table[q];
+}
+
 }  // namespace
 
 void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s) {
@@ -222,39 +257,16 @@ void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s) {
   for (size_t r = 0; r < C; ++r) rank[static_cast<uint32_t>(s.items[r])] = static_cast<uint32_t>(r);
 }
 
-void rank_lookup_rows(const uint32_t* keys, size_t rows, size_t C, const float* table, float* out,
-                      RankScratch& s) {
-  // Several rows per sort: (row << (31 + pb)) | (key << pb) | position orders the items by
-  // row, then key, then position, so each row's ranks are the ones it has alone. This
-  // batching amortized the getrandom(2) seed of each hwy::Sorter call (13% of a della
-  // merge, session 5); since kernels/vqsort_seed.cc seeds without a system call, batches
-  // of 1 to 16K keys measure the same, and about 8K keys per sort stays.
-  // C < 2^32 (as rank_lookup's key << 32 | position assumes), so with at most 2^13 / C
-  // rows per sort the row, the 31-bit key and the position fit in 64 bits.
-  const unsigned pb = C <= 1 ? 1 : static_cast<unsigned>(64 - __builtin_clzll(static_cast<uint64_t>(C - 1)));
-  const size_t per_sort = std::max<size_t>(1, (size_t{1} << 13) / std::max<size_t>(C, 1));
-  for (size_t r0 = 0; r0 < rows; r0 += per_sort) {
-    const size_t R = std::min(per_sort, rows - r0);
-    const size_t n = R * C;
-    s.items.resize(n);
-    uint64_t* __restrict items = s.items.data();
-    const uint32_t* k = keys + r0 * C;
-    for (size_t r = 0; r < R; ++r)
-      for (size_t i = 0; i < C; ++i)
-        items[r * C + i] = (uint64_t{r} << (31 + pb)) | (uint64_t{k[r * C + i]} << pb) | i;
-    thread_local hwy::Sorter sorter;
-    sorter(items, n, hwy::SortAscending());
-    float* o = out + r0 * C;
-    const uint64_t pos_mask = (uint64_t{1} << pb) - 1;
-    for (size_t r = 0; r < R; ++r)
-      for (size_t q = 0; q < C; ++q) o[r * C + (items[r * C + q] & pos_mask)] = table[q];
-  }
-}
-
 void rank_lookup(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride, RankScratch& s) {
+  if (C >= 2 && C <= (size_t{1} << kPackedPositionBits)) return rank_lookup_packed(keys, C, table, out, stride, s);
   order_keys(keys, C, s);
   const uint64_t* items = s.items.data();
   for (size_t r = 0; r < C; ++r) out[static_cast<uint32_t>(items[r]) * stride] = table[r];
+}
+
+void rank_lookup_rows(const uint32_t* keys, size_t rows, size_t C, const float* table, float* out,
+                      RankScratch& s) {
+  for (size_t r = 0; r < rows; ++r) rank_lookup(keys + r * C, C, table, out + r * C, 1, s);
 }
 
 }  // namespace amalgam::mdetail

@@ -38,14 +38,16 @@ void sum_combine(const float* E, size_t stride, size_t M, size_t n, bool normali
                  const float* base, float* out, float* D);
 
 struct RankScratch {
-  std::vector<uint64_t> items;  // (key << 32 | position), sorted
+  std::vector<uint64_t> items;   // (key << 32 | position), sorted
+  std::vector<uint32_t> packed;  // rows of <= 2^14 keys: (key >> shift) << pb | position
 };
-// rank[pos] = ascending 0-based rank of keys[pos] among the C keys (ties: lower pos first).
+// rank[pos] = ascending 0-based rank of keys[pos] among the C keys (ties: lower pos first),
+// by a 64-bit sort of (key << 32 | position): the reference for rank_lookup.
 void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s);
 // out[pos * stride] = table[rank of keys[pos]] (the same ranks as rank_keys).
-// rank_lookup for `rows` consecutive rows of C keys each (stride 1), several per sort.
+void rank_lookup(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride, RankScratch& s);
+// rank_lookup for `rows` consecutive rows of C keys each (stride 1).
 void rank_lookup_rows(const uint32_t* keys, size_t rows, size_t C, const float* table, float* out,
                       RankScratch& s);
-void rank_lookup(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride, RankScratch& s);
 
 }  // namespace amalgam::mdetail
