@@ -1,25 +1,35 @@
 // Pivot seeds for Highway's vqsort without a system call. Debian's libhwy 1.0.3 seeds
 // every hwy::Sorter call with getrandom(2) (Sorter::Fill24Bytes): about 1.5 us under this
-// VM, 13-15% of a della merge that sorts ~2 billion keys in rows of 896 (perf, session 6).
+// VM, a third of a della merge that sorts ~2 billion keys in rows of 896 (perf, session 6).
 // The library calls Fill24Bytes through its PLT, so this definition (loaded before
 // libhwy_contrib) takes its place. The seed only steers pivot sampling: every key we
 // sort is distinct, so the sorted order does not depend on it, and vqsort falls back to
 // heapsort when pivots go bad, so a predictable seed cannot make it quadratic.
-// vqsort_seed_test.cc checks that this definition is the one the sorter calls.
+// vqsort_seed_test.cc checks that this definition is the one the sorter calls. Only for
+// Highway 1.0 (Debian 12): other versions seed differently, and keep their own.
 #include <hwy/contrib/sort/vqsort.h>
+#include <hwy/highway.h>
 
 #include <cstdint>
 #include <cstring>
 
 #include "kernels/vqsort_seed.h"
 
+#if HWY_MAJOR == 1 && HWY_MINOR == 0
+#define AMALGAM_VQSORT_SEED 1
+#else
+#define AMALGAM_VQSORT_SEED 0
+#endif
+
 namespace amalgam {
 namespace {
 thread_local uint64_t seed_calls = 0;
 }
 uint64_t vqsort_seed_calls() { return seed_calls; }
+bool vqsort_seed_replaced() { return AMALGAM_VQSORT_SEED != 0; }
 }  // namespace amalgam
 
+#if AMALGAM_VQSORT_SEED
 namespace hwy {
 
 void Sorter::Fill24Bytes(const void*, size_t, void* bytes) {
@@ -37,3 +47,4 @@ void Sorter::Fill24Bytes(const void*, size_t, void* bytes) {
 }
 
 }  // namespace hwy
+#endif

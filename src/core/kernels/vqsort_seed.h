@@ -6,4 +6,6 @@
 namespace amalgam {
 // Seeds handed to hwy::Sorter on the calling thread so far.
 uint64_t vqsort_seed_calls();
+// Whether this build replaces the seeding (Highway 1.0 only).
+bool vqsort_seed_replaced();
 }  // namespace amalgam
