@@ -133,6 +133,7 @@ ExecResult execute_plan(const MergePlan& plan, const ModelSet& models, const Rec
     so.threads = std::max(1, options.threads);
     so.chunk_elements = std::max<uint64_t>(1, options.chunk_elements);
     so.resident_bytes = options.resident_bytes;
+    so.bf16_merge = options.bf16_merge;
     so.write = [&](size_t index, uint64_t begin, uint64_t count, const void* bytes) {
       size_t size = dtype_size(outputs[index].dtype);
       writer.write(index, begin * size, bytes, count * size);

@@ -27,6 +27,7 @@ struct ExecOptions {
   // Multi-pass methods keep a tensor's inputs in memory between passes up to this many
   // stored bytes (exec/scheduler.h); 0 re-reads them in every pass.
   uint64_t resident_bytes = uint64_t{64} << 20;
+  bool bf16_merge = true;               // exec/scheduler.h: tests compare both paths
   FileEnv* env = nullptr;               // nullptr: posix
   // Progress: called from one thread with (tensors done, total, bytes done, total).
   std::function<void(size_t, size_t, uint64_t, uint64_t)> progress;

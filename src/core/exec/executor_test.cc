@@ -116,6 +116,36 @@ TEST(Executor, DeterministicAcrossThreadsAndChunkSizes) {
   }
 }
 
+// bf16 checkpoints merged to bf16 take TensorMerger::merge_bf16: the same bytes as the f32
+// path, with inputs kept in memory between passes or re-read, in one chunk or many.
+TEST(Executor, Bf16MergePathWritesTheBytesOfTheF32Path) {
+  const Models& m = models(DType::BF16);
+  for (std::string method : {"task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs",
+                             "breadcrumbs_ties", "della", "della_linear", "linear"}) {
+    std::string root = exec_test::scratch_dir("bf16_" + method);
+    std::string recipe =
+        method == "linear"
+            ? "merge_method: linear\nmodels:\n  - model: " + m.e1 + "\n    parameters: {weight: 0.3}\n  - model: " +
+                  m.e2 + "\n    parameters: {weight: 0.7}\n"
+            : gta_recipe(method, m, method.starts_with("breadcrumbs") ? "parameters: {gamma: 0.05}\n" : "");
+    std::string reference;
+    int run = 0;
+    for (bool bf16 : {false, true})
+      for (auto [chunk, resident] : {std::pair<uint64_t, uint64_t>{1 << 20, 64 << 20}, {1, 0}}) {
+        ExecOptions o;
+        o.threads = 2;
+        o.chunk_elements = chunk;
+        o.resident_bytes = resident;
+        o.bf16_merge = bf16;
+        std::string out = root + "/out" + std::to_string(run++);
+        merge_text(recipe, out, o);
+        std::string bytes = exec_test::weight_bytes(out);
+        if (reference.empty()) reference = bytes;
+        EXPECT_TRUE(bytes == reference) << method << " bf16 path " << bf16 << " chunk " << chunk;
+      }
+  }
+}
+
 TEST(Executor, WritesConfigTokenizerCardAndRecipe) {
   const Models& m = models(DType::BF16);
   std::string out = exec_test::scratch_dir("files") + "/out";

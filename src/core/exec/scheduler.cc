@@ -34,6 +34,9 @@ struct TensorTask {
   // Inputs kept in memory (stored bytes) for the passes after the first: multi-pass
   // methods then read the page cache once instead of once per pass. Empty when not used.
   std::vector<ByteBuffer> resident;
+  // The merge pass reads the stored bf16 bits and writes bf16 through merge_bf16; the
+  // statistics passes read them through accumulate_bf16.
+  bool bf16_merge = false, bf16_accumulate = false;
   size_t next = 0, done = 0;
   bool finishing = false;     // finish_pass() running: hand out no chunks meanwhile
   std::once_flag sampled;     // the merger's sample (before the first chunk of pass 0)
@@ -42,7 +45,8 @@ struct TensorTask {
 // Per-worker scratch; grows to the largest chunk it sees and is then reused.
 struct WorkerBuffers {
   std::vector<float> in, out;
-  ByteBuffer bytes;
+  ByteBuffer bytes, raw;  // raw: the stored inputs of a bf16 merge block
+  std::vector<const uint16_t*> raw_ptrs;
   std::vector<uint8_t> scratch;
   std::vector<const float*> ptrs;
   std::vector<ReadSegment> segments;
@@ -150,6 +154,10 @@ class Scheduler {
     task->passes = task->merger->stat_passes() + 1;
     for (const auto& ref : pt.inputs) task->input_bytes_per_element += dtype_size(ref.dtype);
     if (task->passes > 1) keep_resident(*task);
+    bool bf16_inputs = opt_.bf16_merge;
+    for (const auto& in : task->inputs) bf16_inputs &= in.reads_raw() && in.stored_dtype() == DType::BF16;
+    task->bf16_merge = bf16_inputs && pt.out_dtype == DType::BF16 && task->merger->has_bf16_merge();
+    task->bf16_accumulate = bf16_inputs && task->merger->has_bf16_accumulate();
     uint64_t chunk =
         chunk_size_for(opt_.chunk_elements, reduction_block(task->merger->row_length()));
     task->chunks = split_chunks(shape_numel(pt.job.shape), chunk);
@@ -249,8 +257,33 @@ class Scheduler {
     uint64_t read = 0;
     // Workers reaching the tensor's first chunks meanwhile wait here for the sample.
     if (pass == 0) std::call_once(task.sampled, [&] { read += take_sample(task, buf); });
+    const bool bf16 = merging ? task.bf16_merge : task.bf16_accumulate;
+    if (bf16) {
+      buf.raw_ptrs.resize(n);
+      if (task.resident.empty() && buf.raw.size() < n * block * 2) resize_discarding(buf.raw, n * block * 2);
+    }
     for (uint64_t at = 0; at < range.count; at += block) {
       const uint64_t cnt = std::min(block, range.count - at);
+      if (bf16 && !merging) {
+        read += read_bf16(task, pass, range.begin + at, cnt, block, buf);
+        task.merger->accumulate_bf16(
+            pass, Bf16Chunk{range.begin + at, cnt, std::span<const uint16_t* const>(buf.raw_ptrs.data(), n)});
+        continue;
+      }
+      if (bf16) {
+        read += read_bf16(task, pass, range.begin + at, cnt, block, buf);
+        const Bf16Chunk chunk{range.begin + at, cnt, std::span<const uint16_t* const>(buf.raw_ptrs.data(), n)};
+        if (task.merger->merge_bf16(chunk, reinterpret_cast<uint16_t*>(buf.bytes.data() + at * osz))) continue;
+        // Some result was not finite: merge() on this block gives the same bits where
+        // finite, and its check below tells an error from non-finite inputs (§8.2).
+        for (size_t i = 0; i < n; ++i) {
+          to_f32(DType::BF16, buf.raw_ptrs[i], buf.in.data() + i * block, cnt);
+          buf.ptrs[i] = buf.in.data() + i * block;
+        }
+        merge_f32(task, Chunk{range.begin + at, cnt, std::span<const float* const>(buf.ptrs.data(), n)},
+                  buf.bytes.data() + at * osz, buf);
+        continue;
+      }
       for (size_t i = 0; i < n; ++i) {
         float* dst = buf.in.data() + i * block;
         if (task.resident.empty()) {
@@ -269,12 +302,38 @@ class Scheduler {
         task.merger->accumulate(pass, chunk);
         continue;
       }
-      float* out = buf.out.data();
-      task.merger->merge(chunk, out);
-      if (any_nonfinite(out, cnt)) check_nonfinite(pt, chunk, out);
-      from_f32(pt.out_dtype, out, buf.bytes.data() + at * osz, cnt);
+      merge_f32(task, chunk, buf.bytes.data() + at * osz, buf);
     }
     if (merging && opt_.write) queue_write(task.index, range, buf.bytes);
+    return read;
+  }
+
+  // merge() into the worker's f32 buffer, the §8.2 check, and the output dtype's bytes.
+  static void merge_f32(TensorTask& task, const Chunk& chunk, uint8_t* dst, WorkerBuffers& buf) {
+    const PlannedTensor& pt = *task.planned;
+    float* out = buf.out.data();
+    task.merger->merge(chunk, out);
+    if (any_nonfinite(out, chunk.count)) check_nonfinite(pt, chunk, out);
+    from_f32(pt.out_dtype, out, dst, chunk.count);
+  }
+
+  // Points buf.raw_ptrs at the stored bf16 bits of elements [begin, begin + count) of
+  // every input: in the resident copy when there is one (read into it by pass 0), else
+  // read into buf.raw (`block` elements per input). Returns the bytes read.
+  static uint64_t read_bf16(TensorTask& task, int pass, uint64_t begin, uint64_t count, uint64_t block,
+                            WorkerBuffers& buf) {
+    uint64_t read = 0;
+    for (size_t i = 0; i < task.inputs.size(); ++i) {
+      if (!task.resident.empty()) {
+        uint8_t* raw = task.resident[i].data() + begin * 2;
+        if (pass == 0) read += task.inputs[i].read_raw(begin, count, raw);
+        buf.raw_ptrs[i] = reinterpret_cast<const uint16_t*>(raw);
+        continue;
+      }
+      uint8_t* dst = buf.raw.data() + i * block * 2;
+      read += task.inputs[i].read_raw(begin, count, dst);
+      buf.raw_ptrs[i] = reinterpret_cast<const uint16_t*>(dst);
+    }
     return read;
   }
 

@@ -23,6 +23,9 @@ struct ScheduleOptions {
   int threads = 1;
   uint64_t chunk_elements = 1 << 16;
   uint64_t resident_bytes = kResidentBytes;  // 0: re-read the inputs in every pass
+  // bf16 inputs merged to bf16 go through TensorMerger::merge_bf16 where the merger has
+  // it (the same bytes; false only to compare the two paths in tests).
+  bool bf16_merge = true;
   // Called from one writer thread for each finished output chunk (disjoint ranges, any
   // order): (tensor index, first element, element count, bytes in out dtype).
   std::function<void(size_t, uint64_t, uint64_t, const void*)> write;

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "kernels/convert.h"
 #include "kernels/simd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -70,9 +71,15 @@ __attribute__((target("avx512f"))) inline void flush_fields(__m512i& fields, uin
 // lanes, field j for the bin of slot j (at most 64 per lane between flushes, every 1024
 // keys); candidates are compressed in registers into 64-bit (key, index) words, the even
 // pairs of each 128-bit lane from unpacklo and the odd pairs from unpackhi, and stored
-// whole (a compress-store to memory is slow on Zen 4).
-template <bool kDelta>
-__attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const float* b, size_t n, const Bracket& br,
+// whole (a compress-store to memory is slow on Zen 4). Keys: given (kKeys), or abs_key of
+// x - b from f32 (kDeltaF32) or bf16 bits (kDeltaBf16, widened in registers).
+enum ScanInput { kKeys, kDeltaF32, kDeltaBf16 };
+__attribute__((target("avx512f"))) inline __m512 load16_bf16(const uint16_t* p) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+template <ScanInput kIn>
+__attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const void* b, size_t n, const Bracket& br,
                                                       uint64_t first_index, uint64_t* out, BracketCounts* counts) {
   const uint32_t lo = br.lo, hi = br.hi, eq_bin = br.eq_bin;
   const bool dense = br.dense;
@@ -94,8 +101,13 @@ __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const float
   __m512i above = _mm512_setzero_si512();  // per lane: n / 16 < 2^27
   for (; i + 16 <= n; i += 16) {
     __m512i k;
-    if constexpr (kDelta) {
-      const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(static_cast<const float*>(a) + i), _mm512_loadu_ps(b + i));
+    if constexpr (kIn == kDeltaF32) {
+      const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(static_cast<const float*>(a) + i),
+                                     _mm512_loadu_ps(static_cast<const float*>(b) + i));
+      k = _mm512_and_si512(_mm512_castps_si512(d), abs_mask);
+    } else if constexpr (kIn == kDeltaBf16) {
+      const __m512 d = _mm512_sub_ps(load16_bf16(static_cast<const uint16_t*>(a) + i),
+                                     load16_bf16(static_cast<const uint16_t*>(b) + i));
       k = _mm512_and_si512(_mm512_castps_si512(d), abs_mask);
     } else {
       k = _mm512_loadu_si512(static_cast<const uint32_t*>(a) + i);
@@ -145,10 +157,16 @@ __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const float
     counts->frac[j] += fr[j];
   }
   size_t tail;
-  if constexpr (kDelta) {
+  if constexpr (kIn == kDeltaF32) {
     const float* x = static_cast<const float*>(a) + i;
+    const float* bb = static_cast<const float*>(b) + i;
     tail = scan_portable(n - i, br, first_index + i, out + kept, counts,
-                         [x, bb = b + i](size_t t) { return delta_key(x[t], bb[t]); });
+                         [x, bb](size_t t) { return delta_key(x[t], bb[t]); });
+  } else if constexpr (kIn == kDeltaBf16) {
+    const uint16_t* x = static_cast<const uint16_t*>(a) + i;
+    const uint16_t* bb = static_cast<const uint16_t*>(b) + i;
+    tail = scan_portable(n - i, br, first_index + i, out + kept, counts,
+                         [x, bb](size_t t) { return delta_key(load_bf16(x[t]), load_bf16(bb[t])); });
   } else {
     const uint32_t* keys = static_cast<const uint32_t*>(a) + i;
     tail = scan_portable(n - i, br, first_index + i, out + kept, counts,
@@ -175,7 +193,7 @@ size_t bracket_scan_delta_portable(const float* x, const float* b, size_t n, con
 size_t bracket_scan_keys(const uint32_t* keys, size_t n, const Bracket& br,
                          uint64_t first_index, uint64_t* out, BracketCounts* counts) {
 #ifdef AMALGAM_BRACKET_AVX512
-  if (cpu_has_avx512f()) return scan_avx512<false>(keys, nullptr, n, br, first_index, out, counts);
+  if (cpu_has_avx512f()) return scan_avx512<kKeys>(keys, nullptr, n, br, first_index, out, counts);
 #endif
   return bracket_scan_keys_portable(keys, n, br, first_index, out, counts);
 }
@@ -183,7 +201,21 @@ size_t bracket_scan_keys(const uint32_t* keys, size_t n, const Bracket& br,
 size_t bracket_scan_delta(const float* x, const float* b, size_t n, const Bracket& br,
                           uint64_t first_index, uint64_t* out, BracketCounts* counts) {
 #ifdef AMALGAM_BRACKET_AVX512
-  if (cpu_has_avx512f()) return scan_avx512<true>(x, b, n, br, first_index, out, counts);
+  if (cpu_has_avx512f()) return scan_avx512<kDeltaF32>(x, b, n, br, first_index, out, counts);
+#endif
+  return bracket_scan_delta_portable(x, b, n, br, first_index, out, counts);
+}
+
+size_t bracket_scan_delta_portable(const uint16_t* x, const uint16_t* b, size_t n, const Bracket& br,
+                                   uint64_t first_index, uint64_t* out, BracketCounts* counts) {
+  return scan_portable(n, br, first_index, out, counts,
+                       [x, b](size_t i) { return delta_key(load_bf16(x[i]), load_bf16(b[i])); });
+}
+
+size_t bracket_scan_delta(const uint16_t* x, const uint16_t* b, size_t n, const Bracket& br,
+                          uint64_t first_index, uint64_t* out, BracketCounts* counts) {
+#ifdef AMALGAM_BRACKET_AVX512
+  if (cpu_has_avx512f()) return scan_avx512<kDeltaBf16>(x, b, n, br, first_index, out, counts);
 #endif
   return bracket_scan_delta_portable(x, b, n, br, first_index, out, counts);
 }

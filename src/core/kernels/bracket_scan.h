@@ -44,14 +44,18 @@ struct Bracket {
 // Returns the number of candidates written; adds to *counts.
 size_t bracket_scan_keys(const uint32_t* keys, size_t n, const Bracket& br,
                          uint64_t first_index, uint64_t* out, BracketCounts* counts);
-// The same for keys abs_key(x[i] - b[i]).
+// The same for keys abs_key(x[i] - b[i]), from f32 or from bf16 bits.
 size_t bracket_scan_delta(const float* x, const float* b, size_t n, const Bracket& br,
+                          uint64_t first_index, uint64_t* out, BracketCounts* counts);
+size_t bracket_scan_delta(const uint16_t* x, const uint16_t* b, size_t n, const Bracket& br,
                           uint64_t first_index, uint64_t* out, BracketCounts* counts);
 
 // Portable versions (used by the two above without AVX-512; tests compare them).
 size_t bracket_scan_keys_portable(const uint32_t* keys, size_t n, const Bracket& br,
                                   uint64_t first_index, uint64_t* out, BracketCounts* counts);
 size_t bracket_scan_delta_portable(const float* x, const float* b, size_t n, const Bracket& br,
+                                   uint64_t first_index, uint64_t* out, BracketCounts* counts);
+size_t bracket_scan_delta_portable(const uint16_t* x, const uint16_t* b, size_t n, const Bracket& br,
                                    uint64_t first_index, uint64_t* out, BracketCounts* counts);
 
 }  // namespace amalgam

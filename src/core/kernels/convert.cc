@@ -270,6 +270,19 @@ AMALGAM_CLONES bool any_nonfinite(const float* x, size_t n) {
   return (acc & 0x80000000u) != 0;
 }
 
+// f32_to_bf16_loop and any_nonfinite fused: the bf16 merge path's output in one sweep.
+AMALGAM_CLONES bool f32_to_bf16_finite(const float* __restrict src, uint16_t* __restrict dst, size_t n) {
+  uint32_t acc = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t u = std::bit_cast<uint32_t>(src[i]);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t nan = (u >> 16) | 0x40u;
+    dst[i] = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+    acc |= (u & 0x7f800000u) + 0x00800000u;
+  }
+  return (acc & 0x80000000u) == 0;
+}
+
 void to_f32(DType src_type, const void* src, float* dst, size_t n) {
   switch (src_type) {
     case DType::F32:

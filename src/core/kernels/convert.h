@@ -16,6 +16,14 @@ void from_f32(DType dst_type, const float* src, void* dst, size_t n);
 // True when any of x[0, n) is Inf or NaN (a vectorized scan of the exponent bits).
 bool any_nonfinite(const float* x, size_t n);
 
+// from_f32(BF16, ...) and !any_nonfinite(src, n) in one sweep: rounds src into dst and
+// returns true when every src value is finite (the bf16 merge path, methods/method.h).
+bool f32_to_bf16_finite(const float* src, uint16_t* dst, size_t n);
+
+// The f32 value of bf16 bits, inline for kernels that read bf16 inputs directly.
+inline float load_bf16(uint16_t h) { return __builtin_bit_cast(float, static_cast<uint32_t>(h) << 16); }
+inline float load_bf16(float x) { return x; }  // lets one kernel body read either form
+
 // Scalar helpers, used by tests and non-hot paths.
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);

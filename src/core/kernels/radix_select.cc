@@ -1,6 +1,8 @@
 // TopSelector: the radix-select state machine of radix_select.h.
 #include "kernels/radix_select.h"
 
+#include "kernels/convert.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -70,6 +72,17 @@ AMALGAM_SIMD_CLONES void key_histogram_hi(const uint32_t* keys, size_t n, uint64
 
 AMALGAM_SIMD_CLONES void delta_histogram_hi(const float* x, const float* b, size_t n, uint64_t* hist) {
   histogram_hi4(n, hist, [x, b](size_t i) { return abs_key(x[i] - b[i]); });
+}
+// From bf16 the keys are computed a stretch at a time in a vector loop, then counted:
+// widening each element in the scalar counting loop made a breadcrumbs merge 15% slower.
+AMALGAM_SIMD_CLONES void delta_histogram_hi(const uint16_t* x, const uint16_t* b, size_t n, uint64_t* hist) {
+  constexpr size_t kStretch = 512;
+  uint32_t keys[kStretch];
+  for (size_t s = 0; s < n; s += kStretch) {
+    const size_t m = std::min(kStretch, n - s);
+    for (size_t i = 0; i < m; ++i) keys[i] = abs_key(load_bf16(x[s + i]) - load_bf16(b[s + i]));
+    histogram_hi4(m, hist, [&keys](size_t i) { return keys[i]; });
+  }
 }
 
 void key_histogram_lo(const uint32_t* keys, size_t n, uint32_t hi, uint64_t* hist) {
@@ -202,8 +215,8 @@ void TopSelector::observe(Local& local, uint64_t block, uint64_t first_index, co
   }
 }
 
-void TopSelector::observe_delta(Local& local, uint64_t block, uint64_t first_index, const float* x, const float* b,
-                                size_t n) {
+template <class X>
+void TopSelector::observe_delta(Local& local, uint64_t block, uint64_t first_index, const X* x, const X* b, size_t n) {
   if (stage_ == kHi) {
     local.first_block = std::min(local.first_block, block);
     if (!local.pooled) borrow(local);
@@ -219,9 +232,11 @@ void TopSelector::observe_delta(Local& local, uint64_t block, uint64_t first_ind
     return;
   }
   if (local.keys.size() < n) local.keys.resize(n);
-  for (size_t i = 0; i < n; ++i) local.keys[i] = abs_key(x[i] - b[i]);
+  for (size_t i = 0; i < n; ++i) local.keys[i] = abs_key(load_bf16(x[i]) - load_bf16(b[i]));
   observe(local, block, first_index, local.keys.data(), n);
 }
+template void TopSelector::observe_delta(Local&, uint64_t, uint64_t, const float*, const float*, size_t);
+template void TopSelector::observe_delta(Local&, uint64_t, uint64_t, const uint16_t*, const uint16_t*, size_t);
 
 // Hands a first-pass histogram to a chunk. Until the window is known only all-zero ones
 // are handed out, so the first commit sees one chunk's counts alone; afterwards an idle

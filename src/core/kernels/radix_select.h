@@ -55,6 +55,7 @@ inline uint32_t abs_key(float x) {
 void key_histogram_hi(const uint32_t* keys, size_t n, uint64_t* hist4x32768);
 // key_histogram_hi of abs_key(x - b).
 void delta_histogram_hi(const float* x, const float* b, size_t n, uint64_t* hist4x32768);
+void delta_histogram_hi(const uint16_t* x, const uint16_t* b, size_t n, uint64_t* hist4x32768);  // bf16 bits
 void key_histogram_lo(const uint32_t* keys, size_t n, uint32_t hi, uint64_t* hist65536);
 uint64_t count_key_equal(const uint32_t* keys, size_t n, uint32_t key);
 
@@ -126,7 +127,9 @@ class TopSelector {
   void observe(Local& local, uint64_t block, uint64_t first_index, const uint32_t* keys, size_t n);
   // The same for keys = abs_key(x - b), computed here: in the histogram pass fused into
   // the histogram loop (no key array written and read back).
-  void observe_delta(Local& local, uint64_t block, uint64_t first_index, const float* x, const float* b, size_t n);
+  // X is float or uint16_t (bf16 bits: the executor's bf16 path, methods/method.h).
+  template <class X>
+  void observe_delta(Local& local, uint64_t block, uint64_t first_index, const X* x, const X* b, size_t n);
   void commit(Local& local);
   // Takes the first-pass histogram of another selector over the same keys (both still in
   // kHi, before finish_pass): breadcrumbs' two cuts then histogram the data once.

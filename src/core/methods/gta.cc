@@ -11,7 +11,9 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <type_traits>
 
+#include "kernels/convert.h"
 #include "kernels/philox.h"
 #include "kernels/radix_select.h"
 #include "kernels/reduce.h"
@@ -136,8 +138,13 @@ class GtaMerger final : public TensorMerger {
   }
 
   void accumulate(int, const Chunk& chunk) override {
-    if (selecting()) return accumulate_select(chunk);
-    if (need_rescale_) return accumulate_rescale(chunk);
+    if (selecting()) return accumulate_select<float>(chunk.begin, chunk.count, chunk.inputs);
+    if (need_rescale_) return accumulate_rescale<float>(chunk.begin, chunk.count, chunk.inputs);
+  }
+  bool has_bf16_accumulate() const override { return true; }
+  void accumulate_bf16(int, const Bf16Chunk& chunk) override {
+    if (selecting()) return accumulate_select<uint16_t>(chunk.begin, chunk.count, chunk.inputs);
+    if (need_rescale_) return accumulate_rescale<uint16_t>(chunk.begin, chunk.count, chunk.inputs);
   }
 
   void finish_pass(int) override {
@@ -165,7 +172,13 @@ class GtaMerger final : public TensorMerger {
     }
   }
 
-  void merge(const Chunk& chunk, float* out) const override;
+  void merge(const Chunk& chunk, float* out) const override {
+    merge_tiles<float>(chunk.begin, chunk.count, chunk.inputs, out, nullptr);
+  }
+  bool has_bf16_merge() const override { return true; }
+  bool merge_bf16(const Bf16Chunk& chunk, uint16_t* out) const override {
+    return merge_tiles<uint16_t>(chunk.begin, chunk.count, chunk.inputs, nullptr, out);
+  }
 
   std::vector<std::string> warnings() const override { return warnings_; }
 
@@ -276,7 +289,8 @@ class GtaMerger final : public TensorMerger {
 
   // d = x - b, and the magnitude keys of d for the sparsifiers that rank (DARE's random
   // masks do not look at magnitudes).
-  void task_vector(const float* x, const float* b, size_t n, float* d, uint32_t* keys) const {
+  template <class X>  // float, or bf16 bits (merge_bf16)
+  void task_vector(const X* x, const float* b, size_t n, float* d, uint32_t* keys) const {
     if (kind_.sparsifier == Sparsifier::Random)
       delta_only(x, b, n, d);
     else
@@ -320,16 +334,17 @@ class GtaMerger final : public TensorMerger {
   void compute_mask(const ModelState& m, uint64_t g, const float* d, size_t n, Ranks& r,
                     float* mask, uint32_t* keys, float* tmp) const;
 
-  void accumulate_select(const Chunk& chunk);
-  void fused_task_arithmetic(const Chunk& c, uint64_t off, uint64_t n, const float* b, const float* w, float* o,
-                             float* D) const {
-    const size_t M = models_.size();
-    std::vector<const float*> xs(M);
-    for (size_t k = 0; k < M; ++k) xs[k] = c.inputs[models_[k].input] + off;
-    ta_accumulate(xs.data(), M, b, w, n, D);
-    finish_sum(D, n, normalize_, weight_sum_, lambda_, b, o);
-  }
-  void accumulate_rescale(const Chunk& chunk);
+  // accumulate() (X = float) and accumulate_bf16() (X = bf16 bits): one body each.
+  template <class X>
+  void accumulate_select(uint64_t begin, uint64_t count, std::span<const X* const> in);
+  // merge() with X = float (results to out32), merge_bf16() with X = bf16 bits (results
+  // rounded tile by tile to out16; false when one was not finite). One body, so both paths
+  // do the same operations in the same order.
+  template <class X>
+  bool merge_tiles(uint64_t begin, uint64_t count, std::span<const X* const> in, float* out32,
+                   uint16_t* out16) const;
+  template <class X>
+  void accumulate_rescale(uint64_t begin, uint64_t count, std::span<const X* const> in);
 
   const TensorJob& job_;
   GtaKind kind_;
@@ -457,23 +472,24 @@ void GtaMerger::load_mask(const ModelState& m, uint64_t g, size_t n, float* mask
   }
 }
 
-void GtaMerger::accumulate_select(const Chunk& chunk) {
+template <class X>
+void GtaMerger::accumulate_select(uint64_t begin, uint64_t count_all, std::span<const X* const> in) {
   std::vector<uint32_t> keys(kTile);
   std::vector<TopSelector::Local> locals(2 * models_.size());
-  for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
+  for_each_block(Chunk{begin, count_all, {}}, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
     for (size_t k = 0; k < models_.size(); ++k) {
       auto& m = models_[k];
       bool a = m.keep_top && m.keep_top->stage() != TopSelector::kDone;
       bool b = m.drop_top && m.drop_top->stage() != TopSelector::kDone;
       if (!a && !b) continue;
       if (shares_first_pass(m)) b = false;  // finish_pass copies keep_top's histogram
-      for_each_tile(first - chunk.begin, count, [&](uint64_t off, uint64_t n) {
-        const float* x = chunk.inputs[m.input] + off;
-        const float* bx = chunk.inputs[base_] + off;
-        if (a && !b) return m.keep_top->observe_delta(locals[2 * k], blk, chunk.begin + off, x, bx, n);
+      for_each_tile(first - begin, count, [&](uint64_t off, uint64_t n) {
+        const X* x = in[m.input] + off;
+        const X* bx = in[base_] + off;
+        if (a && !b) return m.keep_top->observe_delta(locals[2 * k], blk, begin + off, x, bx, n);
         delta_keys_only(x, bx, n, keys.data());
-        if (a) m.keep_top->observe(locals[2 * k], blk, chunk.begin + off, keys.data(), n);
-        if (b) m.drop_top->observe(locals[2 * k + 1], blk, chunk.begin + off, keys.data(), n);
+        if (a) m.keep_top->observe(locals[2 * k], blk, begin + off, keys.data(), n);
+        if (b) m.drop_top->observe(locals[2 * k + 1], blk, begin + off, keys.data(), n);
       });
     }
   });
@@ -483,7 +499,8 @@ void GtaMerger::accumulate_select(const Chunk& chunk) {
   }
 }
 
-void GtaMerger::accumulate_rescale(const Chunk& chunk) {
+template <class X>
+void GtaMerger::accumulate_rescale(uint64_t begin, uint64_t count_all, std::span<const X* const> in) {
   // Allocated here, not in the constructor: the memory estimate creates every merger.
   std::call_once(masks_allocated_, [this] {
     for (auto& m : models_) {
@@ -492,40 +509,54 @@ void GtaMerger::accumulate_rescale(const Chunk& chunk) {
       if (!m.kept_bits) throw std::bad_alloc();
     }
   });
-  std::vector<float> d(unit_), mask(unit_), tmp(unit_);
+  std::vector<float> d(unit_), mask(unit_), tmp(unit_), base32(std::is_same_v<X, float> ? 0 : unit_);
   std::vector<uint32_t> keys(unit_);
   // Tie ranks run on through the chunk's blocks (equal_before is exact at a chunk start).
   std::vector<Ranks> ranks(models_.size());
-  for (size_t k = 0; k < models_.size(); ++k) ranks[k] = block_ranks(models_[k], chunk.begin / block_);
-  for_each_block(chunk, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
-    for (size_t k = 0; k < models_.size(); ++k) {
-      auto& m = models_[k];
-      if (m.sum_all.empty()) continue;
-      Ranks& r = ranks[k];
-      double a = 0, b = 0;
-      for (uint64_t t = 0; t < count; t += unit_) {
-        size_t n = std::min<uint64_t>(unit_, count - t);
-        uint64_t off = first - chunk.begin + t;
-        task_vector(chunk.inputs[m.input] + off, chunk.inputs[base_] + off, n, d.data(), keys.data());
-        compute_mask(m, first + t, d.data(), n, r, mask.data(), keys.data(), tmp.data());
+  for (size_t k = 0; k < models_.size(); ++k) ranks[k] = block_ranks(models_[k], begin / block_);
+  // The base as f32 (bf16: the unit at `off` converted into base32).
+  auto base_at = [&](uint64_t off, size_t n) -> const float* {
+    if constexpr (std::is_same_v<X, float>) {
+      return in[base_] + off;
+    } else {
+      to_f32(DType::BF16, in[base_] + off, base32.data(), n);
+      return base32.data();
+    }
+  };
+  for_each_block(Chunk{begin, count_all, {}}, block_, [&](uint64_t blk, uint64_t first, uint64_t count) {
+    // Unit by unit (the base converted once for all models); each model's sums still
+    // run over its units in order.
+    std::vector<double> a(models_.size()), b(models_.size());
+    for (uint64_t t = 0; t < count; t += unit_) {
+      const size_t n = std::min<uint64_t>(unit_, count - t);
+      const uint64_t off = first - begin + t;
+      const float* base = base_at(off, n);
+      for (size_t k = 0; k < models_.size(); ++k) {
+        auto& m = models_[k];
+        if (m.sum_all.empty()) continue;
+        task_vector(in[m.input] + off, base, n, d.data(), keys.data());
+        compute_mask(m, first + t, d.data(), n, ranks[k], mask.data(), keys.data(), tmp.data());
         if (m.kept_bits) store_mask(m, first + t, mask.data(), n);
         double all, kept;
         sum_abs_pair_f64(d.data(), mask.data(), n, &all, &kept);
-        a += all;
-        b += kept;
+        a[k] += all;
+        b[k] += kept;
       }
-      m.sum_all[blk] = a;
-      m.sum_kept[blk] = b;
+    }
+    for (size_t k = 0; k < models_.size(); ++k) {
+      if (models_[k].sum_all.empty()) continue;
+      models_[k].sum_all[blk] = a[k];
+      models_[k].sum_kept[blk] = b[k];
     }
   });
 }
 
 namespace {
 struct MergeScratch {
-  std::vector<float> E, mask, tmp, D, Z, S, w;
+  std::vector<float> E, mask, tmp, D, Z, S, w, B, O;
   std::vector<uint32_t> keys;
   void size(size_t M, size_t unit) {
-    for (auto* v : {&mask, &tmp, &D, &Z, &S})
+    for (auto* v : {&mask, &tmp, &D, &Z, &S, &B, &O})
       if (v->size() < unit) v->resize(unit);
     if (E.size() < M * unit) E.resize(M * unit);
     if (w.size() < M) w.resize(M);
@@ -534,67 +565,97 @@ struct MergeScratch {
 };
 }  // namespace
 
-void GtaMerger::merge(const Chunk& chunk, float* out) const {
+template <class X>
+bool GtaMerger::merge_tiles(uint64_t begin, uint64_t count, std::span<const X* const> in, float* out32,
+                            uint16_t* out16) const {
+  constexpr bool kBf16 = std::is_same_v<X, uint16_t>;
   const size_t M = models_.size();
-  if (M == 0) {
-    std::copy(chunk.inputs[base_], chunk.inputs[base_] + chunk.count, out);
-    return;
-  }
   // Per-thread scratch, grown once: fresh zeroed vectors per call were 3% of a ties merge.
   thread_local MergeScratch scratch;
-  scratch.size(M, unit_);
+  scratch.size(M, std::max<uint64_t>(unit_, kTile));
   std::vector<float>&E = scratch.E, &mask = scratch.mask, &tmp = scratch.tmp, &D = scratch.D, &Z = scratch.Z,
                     &S = scratch.S, &w = scratch.w;
   std::vector<uint32_t>& keys = scratch.keys;
   for (size_t k = 0; k < M; ++k) w[k] = models_[k].weight;
+  // bf16: the base tile is converted once for all models, results go to an f32 tile that
+  // is rounded to the output as soon as it is complete.
+  bool finite = true;
+  auto base_tile = [&](uint64_t off, size_t n) -> const float* {
+    if constexpr (kBf16) {
+      to_f32(DType::BF16, in[base_] + off, scratch.B.data(), n);
+      return scratch.B.data();
+    } else {
+      return in[base_] + off;
+    }
+  };
+  auto out_tile = [&](uint64_t off) -> float* {
+    if constexpr (kBf16) return scratch.O.data();
+    else return out32 + off;
+  };
+  auto emit = [&](uint64_t off, size_t n) {
+    if constexpr (kBf16) finite &= f32_to_bf16_finite(scratch.O.data(), out16 + off, n);
+  };
+  if (M == 0) {
+    for_each_tile(0, count, [&](uint64_t off, uint64_t n) {
+      const float* b = base_tile(off, n);
+      std::copy(b, b + n, out_tile(off));
+      emit(off, n);
+    });
+    return finite;
+  }
+  std::vector<const X*> xs(M);
   if (!any_sparsified_ && !kind_.consensus) {
     // Plain task arithmetic: the same operations in the same order as the general path
     // below (so e.g. dare_linear at density 1 gives the same bits), fused into one loop.
-    for_each_tile(0, chunk.count, [&](uint64_t off, uint64_t n) {
-      const float* b = chunk.inputs[base_] + off;
-      float* o = out + off;
-      fused_task_arithmetic(chunk, off, n, b, w.data(), o, D.data());
+    for_each_tile(0, count, [&](uint64_t off, uint64_t n) {
+      const float* b = base_tile(off, n);
+      for (size_t k = 0; k < M; ++k) xs[k] = in[models_[k].input] + off;
+      ta_accumulate(xs.data(), M, b, w.data(), n, D.data());
+      finish_sum(D.data(), n, normalize_, weight_sum_, lambda_, b, out_tile(off));
+      emit(off, n);
     });
-    return;
+    return finite;
   }
   // Tie ranks run on through the chunk's blocks (equal_before is exact at a chunk start).
   std::vector<Ranks> ranks(M);
-  for (size_t k = 0; k < M; ++k) ranks[k] = block_ranks(models_[k], chunk.begin / block_);
-  for_each_block(chunk, block_, [&](uint64_t, uint64_t first, uint64_t count) {
-    for (uint64_t t = 0; t < count; t += unit_) {
-      const size_t n = std::min<uint64_t>(unit_, count - t);
-      const uint64_t off = first - chunk.begin + t;
-      const float* b = chunk.inputs[base_] + off;
+  for (size_t k = 0; k < M; ++k) ranks[k] = block_ranks(models_[k], begin / block_);
+  for_each_block(Chunk{begin, count, {}}, block_, [&](uint64_t, uint64_t first, uint64_t cnt) {
+    for (uint64_t t = 0; t < cnt; t += unit_) {
+      const size_t n = std::min<uint64_t>(unit_, cnt - t);
+      const uint64_t off = first - begin + t;
+      const float* b = base_tile(off, n);
       // E_k = w_k * delta'_k (delta' = delta * mask * rescale).
       for (size_t k = 0; k < M; ++k) {
         const ModelState& m = models_[k];
+        const X* x = in[m.input] + off;
         float* e = E.data() + k * unit_;
         if (m.kept_bits) {
-          delta_only(chunk.inputs[m.input] + off, b, n, e);
+          delta_only(x, b, n, e);
           load_mask(m, first + t, n, mask.data());
           weigh(e, mask.data(), m.scale, m.weight, n);
         } else if (m.sparsified && threshold_only(m, first + t, n, ranks[k])) {
           // The cut is a plain comparison on this tile: one fused loop.
           const TopCut& cut = m.keep_top->cut();
           const bool with_equal = cut_keeps_equal(cut, first + t, n, ranks[k]);
-          ranks[k].keep += masked_delta(chunk.inputs[m.input] + off, b, n, cut.threshold, with_equal, m.scale,
-                                        m.weight, e);
+          ranks[k].keep += masked_delta(x, b, n, cut.threshold, with_equal, m.scale, m.weight, e);
         } else if (m.sparsified) {
-          task_vector(chunk.inputs[m.input] + off, b, n, e, keys.data());
+          task_vector(x, b, n, e, keys.data());
           compute_mask(m, first + t, e, n, ranks[k], mask.data(), keys.data(), tmp.data());
           weigh(e, mask.data(), m.scale, m.weight, n);
         } else {
-          delta_only(chunk.inputs[m.input] + off, b, n, e);
+          delta_only(x, b, n, e);
           weigh(e, nullptr, 1.0f, m.weight, n);
         }
       }
+      float* o = out_tile(off);
       if (kind_.consensus)
-        consensus_combine(E.data(), unit_, w.data(), M, n, normalize_, lambda_, b, out + off, S.data(), D.data(),
-                          Z.data());
+        consensus_combine(E.data(), unit_, w.data(), M, n, normalize_, lambda_, b, o, S.data(), D.data(), Z.data());
       else
-        sum_combine(E.data(), unit_, M, n, normalize_, weight_sum_, lambda_, b, out + off, D.data());
+        sum_combine(E.data(), unit_, M, n, normalize_, weight_sum_, lambda_, b, o, D.data());
+      emit(off, n);
     }
   });
+  return finite;
 }
 
 std::vector<ParamSpec> gta_params(Sparsifier sp, const GtaKind& k) {

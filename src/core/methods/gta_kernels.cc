@@ -9,33 +9,45 @@
 
 #include <hwy/contrib/sort/vqsort.h>
 
+#include "kernels/convert.h"
 #include "kernels/radix_select.h"
 #include "kernels/simd.h"
 
 namespace amalgam::mdetail {
 
 // D = sum_k w_k (x_k - b), in model order (E_0 first, as sum_combine adds them).
-AMALGAM_SIMD_CLONES void ta_accumulate(const float* const* xs, size_t M, const float* __restrict b,
-                                       const float* __restrict w, size_t n, float* __restrict D) {
+template <class X>
+inline __attribute__((always_inline)) void ta_accumulate_body(const X* const* xs, size_t M, const float* __restrict b,
+                                                             const float* __restrict w, size_t n,
+                                                             float* __restrict D) {
   {
-    const float* __restrict x = xs[0];
+    const X* __restrict x = xs[0];
     const float w0 = w[0];
-    for (size_t i = 0; i < n; ++i) D[i] = w0 * (x[i] - b[i]);
+    for (size_t i = 0; i < n; ++i) D[i] = w0 * (load_bf16(x[i]) - b[i]);
   }
   // Two models per sweep over D (half the loads and stores of D and b); the additions
   // stay in model order, so the bits equal one model per sweep.
   size_t k = 1;
   for (; k + 1 < M; k += 2) {
-    const float* __restrict x = xs[k];
-    const float* __restrict y = xs[k + 1];
+    const X* __restrict x = xs[k];
+    const X* __restrict y = xs[k + 1];
     const float wx = w[k], wy = w[k + 1];
-    for (size_t i = 0; i < n; ++i) D[i] = (D[i] + wx * (x[i] - b[i])) + wy * (y[i] - b[i]);
+    for (size_t i = 0; i < n; ++i) D[i] = (D[i] + wx * (load_bf16(x[i]) - b[i])) + wy * (load_bf16(y[i]) - b[i]);
   }
   for (; k < M; ++k) {
-    const float* __restrict x = xs[k];
+    const X* __restrict x = xs[k];
     const float wk = w[k];
-    for (size_t i = 0; i < n; ++i) D[i] += wk * (x[i] - b[i]);
+    for (size_t i = 0; i < n; ++i) D[i] += wk * (load_bf16(x[i]) - b[i]);
   }
+}
+
+AMALGAM_SIMD_CLONES void ta_accumulate(const float* const* xs, size_t M, const float* b, const float* w, size_t n,
+                                       float* D) {
+  ta_accumulate_body(xs, M, b, w, n, D);
+}
+AMALGAM_SIMD_CLONES void ta_accumulate(const uint16_t* const* xs, size_t M, const float* b, const float* w, size_t n,
+                                       float* D) {
+  ta_accumulate_body(xs, M, b, w, n, D);
 }
 
 // out = b + lambda * (D / z) with the optional steps skipped exactly as sum_combine does.
@@ -49,20 +61,35 @@ AMALGAM_SIMD_CLONES void finish_sum(float* __restrict D, size_t n, bool normaliz
 }
 
 
-AMALGAM_SIMD_CLONES void delta_keys(const float* x, const float* b, size_t n, float* d, uint32_t* keys) {
+template <class X>
+inline __attribute__((always_inline)) void delta_keys_body(const X* x, const float* b, size_t n, float* d,
+                                                          uint32_t* keys) {
   for (size_t i = 0; i < n; ++i) {
-    d[i] = x[i] - b[i];
+    d[i] = load_bf16(x[i]) - b[i];
     keys[i] = abs_key(d[i]);
   }
+}
+AMALGAM_SIMD_CLONES void delta_keys(const float* x, const float* b, size_t n, float* d, uint32_t* keys) {
+  delta_keys_body(x, b, n, d, keys);
+}
+AMALGAM_SIMD_CLONES void delta_keys(const uint16_t* x, const float* b, size_t n, float* d, uint32_t* keys) {
+  delta_keys_body(x, b, n, d, keys);
 }
 
 AMALGAM_SIMD_CLONES void delta_keys_only(const float* __restrict x, const float* __restrict b, size_t n,
                                          uint32_t* __restrict keys) {
   for (size_t i = 0; i < n; ++i) keys[i] = abs_key(x[i] - b[i]);
 }
+AMALGAM_SIMD_CLONES void delta_keys_only(const uint16_t* __restrict x, const uint16_t* __restrict b, size_t n,
+                                         uint32_t* __restrict keys) {
+  for (size_t i = 0; i < n; ++i) keys[i] = abs_key(load_bf16(x[i]) - load_bf16(b[i]));
+}
 
 AMALGAM_SIMD_CLONES void delta_only(const float* x, const float* b, size_t n, float* d) {
   for (size_t i = 0; i < n; ++i) d[i] = x[i] - b[i];
+}
+AMALGAM_SIMD_CLONES void delta_only(const uint16_t* x, const float* b, size_t n, float* d) {
+  for (size_t i = 0; i < n; ++i) d[i] = load_bf16(x[i]) - b[i];
 }
 
 AMALGAM_SIMD_CLONES void bernoulli_mask(const float* u, float p, size_t n, float* mask) {
@@ -115,12 +142,13 @@ void unpack_mask_words(const uint64_t* in, size_t words, float* mask) {
     for (size_t j = 0; j < 64; ++j) mask[64 * w + j] = static_cast<float>((in[w] >> j) & 1);
 }
 
-AMALGAM_SIMD_CLONES uint64_t masked_delta(const float* __restrict x, const float* __restrict b, size_t n, uint32_t t,
+template <class X>
+inline __attribute__((always_inline)) uint64_t masked_delta_body(const X* __restrict x, const float* __restrict b, size_t n, uint32_t t,
                                           bool with_equal, float s, float w, float* __restrict e) {
   uint32_t equal = 0;
   const uint32_t lo = with_equal ? t : t + 1;  // key >= lo (t < 2^31: no overflow)
   for (size_t i = 0; i < n; ++i) {
-    const float d = x[i] - b[i];
+    const float d = load_bf16(x[i]) - b[i];
     const uint32_t k = abs_key(d);
     // A bitwise select between computed values (w * ((d * 1) * s) and w * ((d * 0) * s),
     // the unfused path's bits, signed zeros included): a float select compiled to a
@@ -136,6 +164,15 @@ AMALGAM_SIMD_CLONES uint64_t masked_delta(const float* __restrict x, const float
     __builtin_memcpy(&e[i], &eb, 4);
   }
   return equal;
+}
+
+AMALGAM_SIMD_CLONES uint64_t masked_delta(const float* x, const float* b, size_t n, uint32_t t, bool with_equal,
+                                          float s, float w, float* e) {
+  return masked_delta_body(x, b, n, t, with_equal, s, w, e);
+}
+AMALGAM_SIMD_CLONES uint64_t masked_delta(const uint16_t* x, const float* b, size_t n, uint32_t t, bool with_equal,
+                                          float s, float w, float* e) {
+  return masked_delta_body(x, b, n, t, with_equal, s, w, e);
 }
 
 // e = w * (d * mask * s): mergekit's E_i = w_i * delta'_i.

@@ -10,13 +10,19 @@
 namespace amalgam::mdetail {
 
 // D = sum_k w_k (x_k - b), in model order.
+// Kernels that read model inputs come in two forms, f32 and bf16 bits (the bf16 merge
+// path, methods/method.h); both give the same bits.
 void ta_accumulate(const float* const* xs, size_t M, const float* b, const float* w, size_t n, float* D);
+void ta_accumulate(const uint16_t* const* xs, size_t M, const float* b, const float* w, size_t n, float* D);
 // out = b + lambda * (D / z), skipping the steps that are identities exactly as sum_combine.
 void finish_sum(float* D, size_t n, bool normalize, float z, float lambda, const float* b, float* out);
 void delta_keys(const float* x, const float* b, size_t n, float* d, uint32_t* keys);
+void delta_keys(const uint16_t* x, const float* b, size_t n, float* d, uint32_t* keys);
 // keys = abs_key(x - b) without storing the deltas (selection passes).
 void delta_keys_only(const float* x, const float* b, size_t n, uint32_t* keys);
+void delta_keys_only(const uint16_t* x, const uint16_t* b, size_t n, uint32_t* keys);
 void delta_only(const float* x, const float* b, size_t n, float* d);
+void delta_only(const uint16_t* x, const float* b, size_t n, float* d);
 void bernoulli_mask(const float* u, float p, size_t n, float* mask);
 void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask);
 // 0/1 masks as bits, 64 elements a word (bit j of word w = element 64 w + j): the masks
@@ -27,6 +33,8 @@ void unpack_mask_words(const uint64_t* in, size_t words, float* mask);
 // with_equal): delta_keys + apply_top_cut + weigh in one loop, the same bits. Returns the
 // number of keys == t (the tie-rank counter's advance).
 uint64_t masked_delta(const float* x, const float* b, size_t n, uint32_t t, bool with_equal, float s, float w,
+                      float* e);
+uint64_t masked_delta(const uint16_t* x, const float* b, size_t n, uint32_t t, bool with_equal, float s, float w,
                       float* e);
 // e = w * (e * mask * s) (mask may be null: e = w * e).
 void weigh(float* e, const float* mask, float s, float w, size_t n);

@@ -1,46 +1,83 @@
 // linear (Model Soups, METHODS.md §5.1): R = sum_i w_i X_i (/ sum_i w_i when normalize).
 // Every input takes part, the base too. A zero weight sum under normalize is an error
 // (§8.2) instead of mergekit's inf/NaN. Inputs with weight exactly 0 are skipped, which
-// also makes weights [1, 0] return model 1 bit-for-bit.
+// also makes weights [1, 0] return model 1 bit-for-bit. bf16 checkpoints merged to bf16
+// take merge_bf16, which reads the stored bits tile by tile (the same sums, rounded once).
 #include <cmath>
 
+#include "kernels/convert.h"
+#include "kernels/simd.h"
 #include "methods/method_util.h"
 
 namespace amalgam {
 namespace {
 using namespace mdetail;
 
+// out = sum_k coef_k x_k over one tile, in merge()'s order: the first input, then two at
+// a time (half the passes over `out`), then the last. X is float or bf16 bits.
+template <class X>
+inline __attribute__((always_inline)) void weighted_sum(const X* const* xs, const float* coef, size_t M, size_t n,
+                                                       float* __restrict out) {
+  {
+    const X* __restrict x = xs[0];
+    const float w = coef[0];
+    if (w == 1.0f)
+      for (size_t i = 0; i < n; ++i) out[i] = load_bf16(x[i]);
+    else
+      for (size_t i = 0; i < n; ++i) out[i] = w * load_bf16(x[i]);
+  }
+  size_t k = 1;
+  for (; k + 1 < M; k += 2) {
+    const X* __restrict x = xs[k];
+    const X* __restrict y = xs[k + 1];
+    const float w = coef[k], v = coef[k + 1];
+    for (size_t i = 0; i < n; ++i) out[i] = (out[i] + w * load_bf16(x[i])) + v * load_bf16(y[i]);
+  }
+  for (; k < M; ++k) {
+    const X* __restrict x = xs[k];
+    const float w = coef[k];
+    for (size_t i = 0; i < n; ++i) out[i] += w * load_bf16(x[i]);
+  }
+}
+
+AMALGAM_SIMD_CLONES void weighted_sum_f32(const float* const* xs, const float* coef, size_t M, size_t n, float* out) {
+  weighted_sum(xs, coef, M, n, out);
+}
+AMALGAM_SIMD_CLONES void weighted_sum_bf16(const uint16_t* const* xs, const float* coef, size_t M, size_t n,
+                                           float* out) {
+  weighted_sum(xs, coef, M, n, out);
+}
+
 class LinearMerger final : public TensorMerger {
  public:
   LinearMerger(std::vector<size_t> inputs, std::vector<float> coef)
       : inputs_(std::move(inputs)), coef_(std::move(coef)) {}
   void merge(const Chunk& c, float* out) const override {
-    const uint64_t n = c.count;
     if (inputs_.empty()) {
-      std::fill(out, out + n, 0.0f);
+      std::fill(out, out + c.count, 0.0f);
       return;
     }
-    {
-      const float* x = c.inputs[inputs_[0]];
-      const float w = coef_[0];
-      if (w == 1.0f)
-        std::copy(x, x + n, out);
-      else
-        for (uint64_t i = 0; i < n; ++i) out[i] = w * x[i];
+    std::vector<const float*> xs(inputs_.size());
+    for (size_t k = 0; k < xs.size(); ++k) xs[k] = c.inputs[inputs_[k]];
+    weighted_sum_f32(xs.data(), coef_.data(), xs.size(), c.count, out);
+  }
+
+  bool has_bf16_merge() const override { return true; }
+  bool merge_bf16(const Bf16Chunk& c, uint16_t* out) const override {
+    if (inputs_.empty()) {
+      std::fill(out, out + c.count, uint16_t{0});
+      return true;
     }
-    // Two inputs at a time: half the passes over `out`.
-    size_t k = 1;
-    for (; k + 1 < inputs_.size(); k += 2) {
-      const float* x = c.inputs[inputs_[k]];
-      const float* y = c.inputs[inputs_[k + 1]];
-      const float w = coef_[k], v = coef_[k + 1];
-      for (uint64_t i = 0; i < n; ++i) out[i] = (out[i] + w * x[i]) + v * y[i];
-    }
-    for (; k < inputs_.size(); ++k) {
-      const float* x = c.inputs[inputs_[k]];
-      const float w = coef_[k];
-      for (uint64_t i = 0; i < n; ++i) out[i] += w * x[i];
-    }
+    // Tile by tile: the f32 sums stay in L1 until rounded.
+    std::vector<const uint16_t*> xs(inputs_.size());
+    float acc[kTile];
+    bool finite = true;
+    for_each_tile(0, c.count, [&](uint64_t off, uint64_t n) {
+      for (size_t k = 0; k < xs.size(); ++k) xs[k] = c.inputs[inputs_[k]] + off;
+      weighted_sum_bf16(xs.data(), coef_.data(), xs.size(), n, acc);
+      finite &= f32_to_bf16_finite(acc, out + off, n);
+    });
+    return finite;
   }
 
  private:

@@ -74,6 +74,14 @@ struct Chunk {
   std::span<const float* const> inputs;
 };
 
+// A chunk whose inputs are all stored bf16, as their stored bits (no f32 copies): the
+// inputs of TensorMerger::merge_bf16.
+struct Bf16Chunk {
+  uint64_t begin = 0;
+  uint64_t count = 0;
+  std::span<const uint16_t* const> inputs;
+};
+
 // Per-tensor state of a method. The executor calls, in order:
 //   for pass in [0, stat_passes()): accumulate(pass, chunk) for every chunk (any order,
 //   concurrently for distinct chunks), then finish_pass(pass) once;
@@ -93,6 +101,18 @@ class TensorMerger {
   virtual void accumulate(int pass, const Chunk& chunk) {}
   virtual void finish_pass(int pass) {}
   virtual void merge(const Chunk& chunk, float* out) const = 0;
+  // An optional path for bf16 checkpoints merged to bf16: the executor hands the stored
+  // bits, and the merger converts each tile as it reads it, so no f32 copy of the chunk is
+  // made (bf16 -> f32 copies were 12-13% of a linear or ties merge). It must give exactly
+  // the bits of merge() rounded to bf16. It returns false when some f32 result was not
+  // finite, `out` then unspecified: the executor runs merge() on that chunk instead, for
+  // its finiteness check (METHODS.md §8.2).
+  virtual bool has_bf16_merge() const { return false; }
+  virtual bool merge_bf16(const Bf16Chunk& chunk, uint16_t* out) const { return false; }
+  // The same for the statistics passes: accumulate() from the stored bf16 bits, with the
+  // same effect on the merger's state.
+  virtual bool has_bf16_accumulate() const { return false; }
+  virtual void accumulate_bf16(int pass, const Bf16Chunk& chunk) {}
   // Warnings to report once for this tensor (e.g. breadcrumbs n_top = 0 departure).
   virtual std::vector<std::string> warnings() const { return {}; }
   // Bytes the merger holds between passes besides the chunks (DELLA's stored masks),
