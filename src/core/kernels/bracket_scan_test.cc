@@ -1,6 +1,6 @@
 // bracket_scan: the AVX-512 kernel and the portable one against a direct count (same
 // counts, same candidate set), on keys around and on the bracket's edges, with counted
-// bins inside, across and beside the bracket.
+// bins inside, across and beside the bracket; and the bf16 forms on bf16 deltas.
 #include "kernels/bracket_scan.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/convert.h"
 #include "kernels/radix_select.h"
 
 namespace amalgam {
@@ -111,6 +112,57 @@ TEST(BracketScan, KernelsAgreeWithADirectCount) {
       size_t kept = bracket_scan_delta_portable(x.data(), b.data(), n, br, first, out.data(), &c);
       expect_same(want, c, {out.begin(), out.begin() + static_cast<std::ptrdiff_t>(kept)}, "delta portable");
     }
+  }
+}
+
+// The bf16 forms (keys of x - b widened from bf16 bits in registers) against the direct
+// count of the same keys, and delta_histogram_hi's bf16 form against its f32 form.
+TEST(BracketScan, Bf16DeltasAgreeWithADirectCount) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int trial = 0; trial < 40; ++trial) {
+    const size_t n = 1 + rng() % 5000;
+    std::vector<uint16_t> x(n), b(n);
+    std::vector<float> xf(n), bf(n);
+    std::vector<uint32_t> keys(n);
+    for (size_t i = 0; i < n; ++i) {
+      const float base = nd(rng);
+      b[i] = f32_to_bf16(base);
+      x[i] = (rng() % 7 == 0) ? b[i] : f32_to_bf16(base + 0.02f * nd(rng));  // some zero deltas
+      xf[i] = bf16_to_f32(x[i]);
+      bf[i] = bf16_to_f32(b[i]);
+      keys[i] = abs_key(xf[i] - bf[i]);
+    }
+    std::vector<uint32_t> sorted = keys;
+    std::sort(sorted.begin(), sorted.end());
+    // A bracket between two quantiles, with counted bins at its bottom.
+    Bracket br;
+    br.lo = std::max<uint32_t>(1, sorted[n / 3]);
+    br.hi = std::max(br.lo, sorted[(2 * n) / 3]);
+    br.eq_bin = br.lo >> 16;
+    br.dense = trial % 2 == 1;
+    for (uint32_t j = 0; j < kBracketBins; ++j) br.slot[j] = j;
+    const uint64_t first = rng() % 100000;
+    const Scan want = direct(keys, br, first);
+    std::vector<uint64_t> out(n + kBracketScanSlack);
+    {
+      BracketCounts c;
+      size_t kept = bracket_scan_delta(x.data(), b.data(), n, br, first, out.data(), &c);
+      expect_same(want, c, {out.begin(), out.begin() + static_cast<std::ptrdiff_t>(kept)}, "bf16");
+    }
+    {
+      BracketCounts c;
+      size_t kept = bracket_scan_delta_portable(x.data(), b.data(), n, br, first, out.data(), &c);
+      expect_same(want, c, {out.begin(), out.begin() + static_cast<std::ptrdiff_t>(kept)}, "bf16 portable");
+    }
+    std::vector<uint64_t> h16(4 * 32768), h32(4 * 32768);
+    delta_histogram_hi(x.data(), b.data(), n, h16.data());
+    delta_histogram_hi(xf.data(), bf.data(), n, h32.data());
+    // The four interleaved tables are summed by their reader: compare the sums.
+    for (size_t k = 0; k < 32768; ++k)
+      ASSERT_EQ(h16[k] + h16[32768 + k] + h16[65536 + k] + h16[98304 + k],
+                h32[k] + h32[32768 + k] + h32[65536 + k] + h32[98304 + k])
+          << "bin " << k;
   }
 }
 
