@@ -308,26 +308,34 @@ class GtaMerger final : public TensorMerger {
     return r;
   }
 
-  // True when the magnitude cut of model m over elements [g, g + n) is `key > T` or
-  // `key >= T` for the whole span (always, except the one span where the tie cut falls).
-  bool threshold_only(const ModelState& m, uint64_t g, size_t n, const Ranks& r) const {
-    if (kind_.sparsifier != Sparsifier::Magnitude || !m.keep_top || m.drop_top) return false;
-    const TopCut& cut = m.keep_top->cut();
+  // True when `cut` over elements [g, g + n) is `key > T` or `key >= T` for the whole span
+  // (always, except the one span where the tie cut falls); `rank` = its equal keys before g.
+  static bool plain_cut(const TopCut& cut, uint64_t g, size_t n, uint64_t rank) {
     switch (cut.ties) {
       case TopCut::All: return true;
       case TopCut::ByIndex: return cut.cut_index < g || cut.cut_index >= g + n - 1;
-      case TopCut::ByRank: return r.keep >= cut.need || r.keep + n <= cut.need;
+      case TopCut::ByRank: return rank >= cut.need || rank + n <= cut.need;
     }
     return false;
   }
-  // For a span where threshold_only holds: are keys == T kept?
-  static bool cut_keeps_equal(const TopCut& cut, uint64_t g, size_t n, const Ranks& r) {
+  // For a span where plain_cut holds: are keys == T selected?
+  static bool cut_keeps_equal(const TopCut& cut, uint64_t g, size_t n, uint64_t rank) {
     switch (cut.ties) {
       case TopCut::All: return true;
       case TopCut::ByIndex: return cut.cut_index >= g + n - 1;
-      case TopCut::ByRank: return r.keep < cut.need;
+      case TopCut::ByRank: return rank < cut.need;
     }
     return true;
+  }
+  // TIES' magnitude cut of model m is a plain comparison over [g, g + n).
+  bool threshold_only(const ModelState& m, uint64_t g, size_t n, const Ranks& r) const {
+    if (kind_.sparsifier != Sparsifier::Magnitude || !m.keep_top || m.drop_top) return false;
+    return plain_cut(m.keep_top->cut(), g, n, r.keep);
+  }
+  // Both breadcrumbs cuts of model m (keep the top N - n_bot, drop the top n_top) are.
+  bool band_only(const ModelState& m, uint64_t g, size_t n, const Ranks& r) const {
+    if (kind_.sparsifier != Sparsifier::Outliers || !m.keep_top || !m.drop_top) return false;
+    return plain_cut(m.keep_top->cut(), g, n, r.keep) && plain_cut(m.drop_top->cut(), g, n, r.drop);
   }
 
   // mask[i] in {0, 1} for elements [g, g + n) (global index g) with deltas d.
@@ -636,8 +644,16 @@ bool GtaMerger::merge_tiles(uint64_t begin, uint64_t count, std::span<const X* c
         } else if (m.sparsified && threshold_only(m, first + t, n, ranks[k])) {
           // The cut is a plain comparison on this tile: one fused loop.
           const TopCut& cut = m.keep_top->cut();
-          const bool with_equal = cut_keeps_equal(cut, first + t, n, ranks[k]);
+          const bool with_equal = cut_keeps_equal(cut, first + t, n, ranks[k].keep);
           ranks[k].keep += masked_delta(x, b, n, cut.threshold, with_equal, m.scale, m.weight, e);
+        } else if (m.sparsified && band_only(m, first + t, n, ranks[k])) {
+          // Likewise for breadcrumbs' band between its two cuts.
+          const TopCut &keep = m.keep_top->cut(), &drop = m.drop_top->cut();
+          const BandCounts c = band_delta(x, b, n, keep.threshold, cut_keeps_equal(keep, first + t, n, ranks[k].keep),
+                                          drop.threshold, cut_keeps_equal(drop, first + t, n, ranks[k].drop), m.scale,
+                                          m.weight, e);
+          ranks[k].keep += c.keep_equal;
+          ranks[k].drop += c.drop_equal;
         } else if (m.sparsified) {
           task_vector(x, b, n, e, keys.data());
           compute_mask(m, first + t, e, n, ranks[k], mask.data(), keys.data(), tmp.data());

@@ -175,6 +175,43 @@ AMALGAM_SIMD_CLONES uint64_t masked_delta(const uint16_t* x, const float* b, siz
   return masked_delta_body(x, b, n, t, with_equal, s, w, e);
 }
 
+template <class X>
+inline __attribute__((always_inline)) BandCounts band_delta_body(const X* __restrict x, const float* __restrict b,
+                                                                size_t n, uint32_t keep_t, bool keep_equal,
+                                                                uint32_t drop_t, bool drop_equal, float s, float w,
+                                                                float* __restrict e) {
+  // key >= lo is the cut; a cut with threshold 2^32 - 1 (nothing selected) and no equal
+  // keys stays at 2^32 - 1, which no abs_key (< 2^31) reaches.
+  const uint32_t keep_lo = keep_equal || keep_t == 0xffffffffu ? keep_t : keep_t + 1;
+  const uint32_t drop_lo = drop_equal || drop_t == 0xffffffffu ? drop_t : drop_t + 1;
+  uint32_t keq = 0, deq = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float d = load_bf16(x[i]) - b[i];
+    const uint32_t k = abs_key(d);
+    // Bitwise select between the two computed values, as masked_delta.
+    const float kept = w * (d * s);
+    const float dropped = w * ((d * 0.0f) * s);
+    uint32_t kb, db;
+    __builtin_memcpy(&kb, &kept, 4);
+    __builtin_memcpy(&db, &dropped, 4);
+    const uint32_t sel = 0u - static_cast<uint32_t>((k >= keep_lo) & (k < drop_lo));
+    const uint32_t eb = (kb & sel) | (db & ~sel);
+    keq += k == keep_t;
+    deq += k == drop_t;
+    __builtin_memcpy(&e[i], &eb, 4);
+  }
+  return {keq, deq};
+}
+AMALGAM_SIMD_CLONES BandCounts band_delta(const float* x, const float* b, size_t n, uint32_t keep_t, bool keep_equal,
+                                          uint32_t drop_t, bool drop_equal, float s, float w, float* e) {
+  return band_delta_body(x, b, n, keep_t, keep_equal, drop_t, drop_equal, s, w, e);
+}
+AMALGAM_SIMD_CLONES BandCounts band_delta(const uint16_t* x, const float* b, size_t n, uint32_t keep_t,
+                                          bool keep_equal, uint32_t drop_t, bool drop_equal, float s, float w,
+                                          float* e) {
+  return band_delta_body(x, b, n, keep_t, keep_equal, drop_t, drop_equal, s, w, e);
+}
+
 // e = w * (d * mask * s): mergekit's E_i = w_i * delta'_i.
 AMALGAM_SIMD_CLONES void weigh(float* __restrict e, const float* __restrict mask, float s, float w, size_t n) {
   if (mask)

@@ -36,6 +36,16 @@ uint64_t masked_delta(const float* x, const float* b, size_t n, uint32_t t, bool
                       float* e);
 uint64_t masked_delta(const uint16_t* x, const float* b, size_t n, uint32_t t, bool with_equal, float s, float w,
                       float* e);
+// Breadcrumbs' mask in the same loop: kept when key >= keep_t (> without keep_equal) and
+// not key >= drop_t (> without drop_equal): compute_mask's two apply_top_cut + weigh, the
+// same bits. Returns the keys == each threshold (the two tie-rank counters' advance).
+struct BandCounts {
+  uint64_t keep_equal = 0, drop_equal = 0;
+};
+BandCounts band_delta(const float* x, const float* b, size_t n, uint32_t keep_t, bool keep_equal, uint32_t drop_t,
+                      bool drop_equal, float s, float w, float* e);
+BandCounts band_delta(const uint16_t* x, const float* b, size_t n, uint32_t keep_t, bool keep_equal, uint32_t drop_t,
+                      bool drop_equal, float s, float w, float* e);
 // e = w * (e * mask * s) (mask may be null: e = w * e).
 void weigh(float* e, const float* mask, float s, float w, size_t n);
 // TIES consensus over M weighted deltas E (row stride `stride`), normalize, lambda, + base.

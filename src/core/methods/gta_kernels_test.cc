@@ -1,11 +1,16 @@
 // DELLA's per-row rank lookups: rank_lookup_rows and rank_lookup (a packed 32-bit sort for
 // rows of up to 2^14 keys, with a fallback where truncated keys collide out of order) give
 // exactly the ranks of rank_keys' 64-bit sort, ties by lower position, for any row length
-// and stride.
+// and stride. band_delta (breadcrumbs' fused band) gives the bits of its two cuts and
+// weigh, from f32 and from bf16.
 #include "methods/gta_kernels.h"
 
+#include <cstring>
 #include <random>
 #include <vector>
+
+#include "kernels/convert.h"
+#include "kernels/radix_select.h"
 
 #include <gtest/gtest.h>
 
@@ -48,6 +53,49 @@ TEST(GtaKernels, RankLookupEqualsTheSortedRanks) {
       for (size_t i = 0; i < C; ++i) ASSERT_EQ(strided[3 * i], want[r * C + i]) << "C=" << C << " row " << r;
     }
   }
+}
+
+TEST(GtaKernels, BandDeltaEqualsTwoCutsAndWeigh) {
+  std::mt19937_64 rng(5);
+  const size_t n = 3000;
+  std::vector<uint16_t> x16(n), b16(n);
+  std::vector<float> x(n), b(n), d(n), e(n), want(n);
+  for (size_t i = 0; i < n; ++i) {
+    // Multiples of 1/64 (exact in bf16): few distinct magnitudes, many keys on a threshold.
+    b[i] = static_cast<float>(static_cast<int>(rng() % 256) - 128) / 64.0f;
+    x[i] = b[i] + static_cast<float>(static_cast<int>(rng() % 9) - 4) / 64.0f;
+    x16[i] = f32_to_bf16(x[i]);
+    b16[i] = f32_to_bf16(b[i]);
+    d[i] = x[i] - b[i];
+  }
+  const uint32_t k1 = abs_key(1.0f / 64), k2 = abs_key(3.0f / 64), k4 = abs_key(4.0f / 64);
+  struct Cut {
+    uint32_t t;
+    bool equal;
+  };
+  for (Cut keep : {Cut{0, true}, Cut{k1, true}, Cut{k1, false}, Cut{0xffffffffu, true}})
+    for (Cut drop : {Cut{k2, true}, Cut{k2, false}, Cut{k4, false}, Cut{0xffffffffu, true}, Cut{0xffffffffu, false}}) {
+      uint64_t keq = 0, deq = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const uint32_t k = abs_key(d[i]);
+        const float kept = (keep.equal ? k >= keep.t : k > keep.t) ? 1.0f : 0.0f;
+        const float dropped = (drop.equal ? k >= drop.t : k > drop.t) ? 1.0f : 0.0f;
+        const float mask = kept * (1.0f - dropped);
+        want[i] = 0.7f * (d[i] * mask * 1.3f);
+        keq += k == keep.t;
+        deq += k == drop.t;
+      }
+      for (int bf16 = 0; bf16 < 2; ++bf16) {
+        const BandCounts c = bf16 ? band_delta(x16.data(), b.data(), n, keep.t, keep.equal, drop.t, drop.equal, 1.3f,
+                                               0.7f, e.data())
+                                  : band_delta(x.data(), b.data(), n, keep.t, keep.equal, drop.t, drop.equal, 1.3f,
+                                               0.7f, e.data());
+        EXPECT_EQ(std::memcmp(e.data(), want.data(), n * sizeof(float)), 0)
+            << "keep " << keep.t << "/" << keep.equal << " drop " << drop.t << "/" << drop.equal << " bf16 " << bf16;
+        EXPECT_EQ(c.keep_equal, keq);
+        EXPECT_EQ(c.drop_equal, deq);
+      }
+    }
 }
 
 }  // namespace
