@@ -25,8 +25,9 @@ struct ExecOptions {
   // the merge itself. Off by default, as in mergekit; `amalgam merge --fsync`.
   bool durable = false;
   // Multi-pass methods keep a tensor's inputs in memory between passes up to this many
-  // stored bytes (exec/scheduler.h); 0 re-reads them in every pass.
-  uint64_t resident_bytes = uint64_t{64} << 20;
+  // stored bytes (exec/scheduler.h); 0 (the default) re-reads them in every pass, which
+  // is faster from a warm page cache (docs/merge.md).
+  uint64_t resident_bytes = 0;
   bool bf16_merge = true;               // exec/scheduler.h: tests compare both paths
   FileEnv* env = nullptr;               // nullptr: posix
   // Progress: called from one thread with (tensors done, total, bytes done, total).

@@ -111,7 +111,7 @@ class Scheduler {
     cv_main_.notify_all();
   }
 
-  // Multi-pass tensors whose inputs fit kResidentBytes get them in memory (allocated
+  // Multi-pass tensors whose inputs fit resident_bytes get them in memory (allocated
   // here, filled by the first pass's chunks): at most window_ such tensors are in flight,
   // so memory stays bounded by threads, not by the model (estimate: exec/executor.cc).
   void keep_resident(TensorTask& task) {
