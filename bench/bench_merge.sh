@@ -83,6 +83,9 @@ run_size() {  # SIZE METHODS REFERENCE
   echo "(GB/s = bytes of the models each recipe reads / wall seconds of the whole process)"
   printf "| %-16s | %8s | %8s | %9s | %7s | %9s | %8s |\n" method "GB/s" "seconds" "ref GB/s" ratio "RSS MiB" "ref RSS"
   printf "|%s|%s|%s|%s|%s|%s|%s|\n" ------------------ ---------- ---------- ----------- --------- ----------- ----------
+  # Untimed: load the binary and its libraries once, so that the first method is not
+  # charged for reading them from disk (it ran up to 2x slower than a rerun).
+  "$amalgam" merge --help >/dev/null
   for m in $2; do
     recipe_for "$m" "$dir" > "$data/$m.yaml"
     # Input = the models this recipe reads (linear: the 4 experts; slerp: base + 1).

@@ -34,7 +34,7 @@ void validate_jobs(const MergePlan& plan, const ModelSet& models) {
   for (const auto& pt : plan.tensors) {
     if (!pt.method) fail(ErrorKind::Internal, "tensor {}: no merge method planned", pt.job.name);
     pt.method->create(pt.job);
-    for (const auto& ref : pt.inputs) InputReader(models, ref, pt.job.shape, pt.load_dtype);
+    for (const auto& ref : pt.inputs) InputReader(models, ref, pt.job.shape, pt.load_dtype, /*for_reading=*/false);
   }
 }
 
@@ -90,9 +90,9 @@ MemoryEstimate estimate_memory(const MergePlan& plan, const ExecOptions& options
     uint64_t n = pt.inputs.size();
     uint64_t stored = 0;
     for (const auto& in : pt.inputs) stored += dtype_size(in.dtype);
-    // f32 inputs + f32 output + out-dtype bytes + load-rounding scratch + mapped input
-    // pages until they are released.
-    uint64_t bytes = c * (4 * (n + 1) + dtype_size(pt.out_dtype) + 2 + stored) +
+    // f32 inputs + f32 output + out-dtype bytes + load-rounding scratch + the stored
+    // bytes of the bf16 path + mapped input pages until they are released.
+    uint64_t bytes = c * (4 * (n + 1) + dtype_size(pt.out_dtype) + 2 + 2 * stored) +
                      n * kFaultAroundBytes;
     per_worker = std::max(per_worker, bytes);
     out_chunk = std::max(out_chunk, c * dtype_size(pt.out_dtype));

@@ -35,7 +35,8 @@ std::optional<DType> effective_rounding(std::optional<DType> load, DType stored)
 }  // namespace
 
 InputReader::InputReader(const ModelSet& models, const InputRef& ref,
-                         const std::vector<int64_t>& job_shape, std::optional<DType> load_dtype)
+                         const std::vector<int64_t>& job_shape, std::optional<DType> load_dtype,
+                         bool for_reading)
     : job_shape_(job_shape), real_shape_(job_shape) {
   const ModelDir& model = models.at(ref.model);
   TensorRef t = model.get(ref.tensor);
@@ -68,6 +69,7 @@ InputReader::InputReader(const ModelSet& models, const InputRef& ref,
     fail(ErrorKind::Input, "{}: tensor {} has shape {}, cannot be read as {}", model.ref(),
          ref.tensor, shape_str(info_->shape), shape_str(job_shape));
   }
+  if (!for_reading) return;
   // Without a descriptor (should not happen: the file was just opened) read the mapping.
   fd_ = ::open(file_->path().c_str(), O_RDONLY | O_CLOEXEC);
   // This reader's own rows stream through its own descriptor (readahead).

@@ -20,8 +20,9 @@ class InputReader {
  public:
   // Resolves `ref` in `models`; throws Error(Input) naming the model and tensor when the
   // stored tensor is absent or cannot present itself in `job_shape`.
+  // `for_reading` false only checks (validate_jobs): no descriptor is opened.
   InputReader(const ModelSet& models, const InputRef& ref, const std::vector<int64_t>& job_shape,
-              std::optional<DType> load_dtype);
+              std::optional<DType> load_dtype, bool for_reading = true);
   ~InputReader();
   InputReader(InputReader&& other) noexcept;
   InputReader(const InputReader&) = delete;
