@@ -98,6 +98,9 @@ std::vector<Case> cases() {
       {"della", 0, {{"weight", 0.7}, {"density", 0.5}, {"epsilon", 0.1}}, {}},
       {"della_linear", 0, {{"weight", 0.7}, {"density", 0.5}, {"epsilon", 0.1}}, {}},
       {"della", 0, {{"weight", 0.7}}, {}},  // density 1: no pruning, rows of any length
+      // density 1 without consensus: task arithmetic in tiles longer than DELLA's rows
+      // (its scratch was sized by the row: an overflow before 2026-12-03)
+      {"della_linear", 0, {{"weight", 0.7}}, {}},
   };
 }
 
