@@ -45,7 +45,7 @@ struct TensorTask {
 // Per-worker scratch; grows to the largest chunk it sees and is then reused.
 struct WorkerBuffers {
   std::vector<float> in, out;
-  ByteBuffer bytes, raw;  // raw: the stored inputs of a bf16 merge block
+  ByteBuffer bytes, raw;  // raw: the stored bf16 inputs of a block (bf16 path)
   std::vector<const uint16_t*> raw_ptrs;
   std::vector<uint8_t> scratch;
   std::vector<const float*> ptrs;
@@ -264,15 +264,13 @@ class Scheduler {
     }
     for (uint64_t at = 0; at < range.count; at += block) {
       const uint64_t cnt = std::min(block, range.count - at);
-      if (bf16 && !merging) {
-        read += read_bf16(task, pass, range.begin + at, cnt, block, buf);
-        task.merger->accumulate_bf16(
-            pass, Bf16Chunk{range.begin + at, cnt, std::span<const uint16_t* const>(buf.raw_ptrs.data(), n)});
-        continue;
-      }
       if (bf16) {
         read += read_bf16(task, pass, range.begin + at, cnt, block, buf);
         const Bf16Chunk chunk{range.begin + at, cnt, std::span<const uint16_t* const>(buf.raw_ptrs.data(), n)};
+        if (!merging) {
+          task.merger->accumulate_bf16(pass, chunk);
+          continue;
+        }
         if (task.merger->merge_bf16(chunk, reinterpret_cast<uint16_t*>(buf.bytes.data() + at * osz))) continue;
         // Some result was not finite: merge() on this block gives the same bits where
         // finite, and its check below tells an error from non-finite inputs (§8.2).

@@ -142,6 +142,22 @@ void unpack_mask_words(const uint64_t* in, size_t words, float* mask) {
     for (size_t j = 0; j < 64; ++j) mask[64 * w + j] = static_cast<float>((in[w] >> j) & 1);
 }
 
+// w * ((d * mask) * s) for mask 1 (keep) or 0, weigh's bits, signed zeros included: a
+// bitwise select between the two computed values (a float select compiled to a branch
+// that mispredicted half the time at density 0.5, 67% of a ties merge).
+inline __attribute__((always_inline)) float weigh_selected(float d, float s, float w, bool keep) {
+  const float kept = w * (d * s);
+  const float dropped = w * ((d * 0.0f) * s);
+  uint32_t kb, db;
+  __builtin_memcpy(&kb, &kept, 4);
+  __builtin_memcpy(&db, &dropped, 4);
+  const uint32_t sel = 0u - static_cast<uint32_t>(keep);
+  const uint32_t eb = (kb & sel) | (db & ~sel);
+  float out;
+  __builtin_memcpy(&out, &eb, 4);
+  return out;
+}
+
 template <class X>
 inline __attribute__((always_inline)) uint64_t masked_delta_body(const X* __restrict x, const float* __restrict b, size_t n, uint32_t t,
                                           bool with_equal, float s, float w, float* __restrict e) {
@@ -150,18 +166,8 @@ inline __attribute__((always_inline)) uint64_t masked_delta_body(const X* __rest
   for (size_t i = 0; i < n; ++i) {
     const float d = load_bf16(x[i]) - b[i];
     const uint32_t k = abs_key(d);
-    // A bitwise select between computed values (w * ((d * 1) * s) and w * ((d * 0) * s),
-    // the unfused path's bits, signed zeros included): a float select compiled to a
-    // branch that mispredicted half the time (density 0.5), 67% of a ties merge.
-    const float kept = w * (d * s);
-    const float dropped = w * ((d * 0.0f) * s);
-    uint32_t kb, db;
-    __builtin_memcpy(&kb, &kept, 4);
-    __builtin_memcpy(&db, &dropped, 4);
-    const uint32_t sel = 0u - static_cast<uint32_t>(k >= lo);
-    const uint32_t eb = (kb & sel) | (db & ~sel);
+    e[i] = weigh_selected(d, s, w, k >= lo);
     equal += k == t;
-    __builtin_memcpy(&e[i], &eb, 4);
   }
   return equal;
 }
@@ -188,17 +194,9 @@ inline __attribute__((always_inline)) BandCounts band_delta_body(const X* __rest
   for (size_t i = 0; i < n; ++i) {
     const float d = load_bf16(x[i]) - b[i];
     const uint32_t k = abs_key(d);
-    // Bitwise select between the two computed values, as masked_delta.
-    const float kept = w * (d * s);
-    const float dropped = w * ((d * 0.0f) * s);
-    uint32_t kb, db;
-    __builtin_memcpy(&kb, &kept, 4);
-    __builtin_memcpy(&db, &dropped, 4);
-    const uint32_t sel = 0u - static_cast<uint32_t>((k >= keep_lo) & (k < drop_lo));
-    const uint32_t eb = (kb & sel) | (db & ~sel);
+    e[i] = weigh_selected(d, s, w, (k >= keep_lo) & (k < drop_lo));
     keq += k == keep_t;
     deq += k == drop_t;
-    __builtin_memcpy(&e[i], &eb, 4);
   }
   return {keq, deq};
 }
