@@ -69,7 +69,9 @@ class Scheduler {
     std::vector<std::thread> workers;
     workers.reserve(n);
     std::thread writer;
-    if (opt_.write) writer = std::thread([this] { write_loop(); });
+    // A writer thread only where a core is left for it (see queue_write).
+    writer_thread_ = opt_.write && static_cast<unsigned>(n) < std::max(1u, std::thread::hardware_concurrency());
+    if (writer_thread_) writer = std::thread([this] { write_loop(); });
     for (int i = 0; i < n; ++i) workers.emplace_back([this] { work(); });
     {
       std::unique_lock lock(mu_);
@@ -355,10 +357,15 @@ class Scheduler {
     return read;
   }
 
-  // Output chunks go to one writer thread: two workers writing one file at once made the
-  // kernel spin on its inode lock (up to 16% of a ties merge's CPU), and the workers go
-  // on computing while their bytes are written. The queue holds at most kMaxPendingWrites
-  // chunks (memory: exec/executor.cc); a full queue makes the worker wait.
+  // Output chunks are written one at a time: two workers writing one file at once made
+  // the kernel spin on its inode lock (up to 16% of a ties merge's CPU). With a core to
+  // spare, a writer thread writes them while the workers go on computing. Otherwise the
+  // worker that queues a chunk while no write is in progress writes out the queue (its
+  // chunk and any queued meanwhile) itself: handing every chunk to a writer thread cost a
+  // wakeup and a context switch per chunk, most of a merge's futex calls (2026-12-03:
+  // about 4K context switches per linear merge of the 0.5B bench). The queue holds at
+  // most kMaxPendingWrites chunks (memory: exec/executor.cc); a full queue makes the
+  // worker wait.
   struct PendingWrite {
     size_t tensor;
     ChunkRange range;
@@ -366,7 +373,7 @@ class Scheduler {
   };
   static constexpr size_t kMaxPendingWrites = kPendingWrites - 1;
 
-  // Hands `bytes` to the writer and leaves `bytes` holding a spare buffer.
+  // Queues `bytes` and leaves `bytes` holding a spare buffer.
   void queue_write(size_t tensor, ChunkRange range, ByteBuffer& bytes) {
     std::unique_lock wlock(wmu_);
     cv_space_.wait(wlock, [&] { return pending_.size() < kMaxPendingWrites || write_failed_; });
@@ -377,7 +384,14 @@ class Scheduler {
       bytes = std::move(spare_bytes_.back());
       spare_bytes_.pop_back();
     }
-    cv_write_.notify_one();
+    if (writer_thread_) {
+      cv_write_.notify_one();
+      return;
+    }
+    if (writing_) return;  // the worker writing now writes this chunk too
+    writing_ = true;
+    while (!pending_.empty()) write_front(wlock);
+    writing_ = false;
   }
 
   void write_loop() {
@@ -385,23 +399,30 @@ class Scheduler {
     for (;;) {
       cv_write_.wait(wlock, [&] { return !pending_.empty() || workers_done_; });
       if (pending_.empty()) return;
-      PendingWrite w = std::move(pending_.front());
-      pending_.pop_front();
-      wlock.unlock();
-      bool ok = true;
-      try {
-        // write_failed_ is only set by this thread: after a failure the queue drains.
-        if (!write_failed_) opt_.write(w.tensor, w.range.begin, w.range.count, w.bytes.data());
-      } catch (...) {
-        ok = false;
-        std::lock_guard lock(mu_);
-        set_error(std::current_exception());
-      }
-      wlock.lock();
-      if (!ok) write_failed_ = true;
-      spare_bytes_.push_back(std::move(w.bytes));
-      cv_space_.notify_all();
+      write_front(wlock);
     }
+  }
+
+  // Writes the queue's first chunk (wmu_ held by `wlock`, released while writing). Only
+  // one thread at a time writes (the writer thread, or the worker that set writing_), and
+  // only it sets write_failed_: after a failure the queue drains without writing.
+  void write_front(std::unique_lock<std::mutex>& wlock) {
+    PendingWrite w = std::move(pending_.front());
+    pending_.pop_front();
+    const bool failed = write_failed_;
+    wlock.unlock();
+    bool ok = true;
+    try {
+      if (!failed) opt_.write(w.tensor, w.range.begin, w.range.count, w.bytes.data());
+    } catch (...) {
+      ok = false;
+      std::lock_guard lock(mu_);
+      set_error(std::current_exception());
+    }
+    wlock.lock();
+    if (!ok) write_failed_ = true;
+    spare_bytes_.push_back(std::move(w.bytes));
+    cv_space_.notify_all();
   }
 
   // METHODS.md §8.2: a non-finite output where every input was finite is an error.
@@ -433,12 +454,13 @@ class Scheduler {
   uint64_t bytes_read_ = 0, bytes_done_ = 0;
   std::map<std::string, size_t> warnings_;
   std::exception_ptr error_;
-  // The write queue (queue_write / write_loop), guarded by wmu_.
+  // The write queue (queue_write / write_loop / write_front), guarded by wmu_.
   std::mutex wmu_;
   std::condition_variable cv_write_, cv_space_;
   std::deque<PendingWrite> pending_;
   std::vector<ByteBuffer> spare_bytes_;
   bool workers_done_ = false, write_failed_ = false;
+  bool writer_thread_ = false, writing_ = false;
 
  public:
   void set_running(int n) { running_ = n; }
