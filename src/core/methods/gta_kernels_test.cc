@@ -2,9 +2,11 @@
 // rows of up to 2^14 keys, with a fallback where truncated keys collide out of order) give
 // exactly the ranks of rank_keys' 64-bit sort, ties by lower position, for any row length
 // and stride. band_delta (breadcrumbs' fused band) gives the bits of its two cuts and
-// weigh, from f32 and from bf16.
+// weigh, from f32 and from bf16. consensus_combine's fused loop for 1-8 models gives the
+// bits of its row-by-row loops (a scalar copy of them here), zeros and NaNs included.
 #include "methods/gta_kernels.h"
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -96,6 +98,49 @@ TEST(GtaKernels, BandDeltaEqualsTwoCutsAndWeigh) {
         EXPECT_EQ(c.drop_equal, deq);
       }
     }
+}
+
+// consensus_combine's row-by-row loops, one element at a time.
+void consensus_reference(const float* E, size_t stride, const float* w, size_t M, size_t n, bool normalize,
+                         float lambda, const float* base, float* out) {
+  for (size_t i = 0; i < n; ++i) {
+    float s = E[i];
+    for (size_t k = 1; k < M; ++k) s += E[k * stride + i];
+    s = s >= 0.0f ? 1.0f : -1.0f;
+    float d = 0.0f, z = 0.0f;
+    for (size_t k = 0; k < M; ++k) {
+      const float e = E[k * stride + i], t = e * s;
+      d = d + (t > 0.0f ? e : 0.0f);
+      z = z + (t > 0.0f ? w[k] : 0.0f);
+    }
+    if (normalize) d = d / (z + (z == 0.0f ? 1.0f : 0.0f));
+    if (lambda != 1.0f) d *= lambda;
+    out[i] = base[i] + d;
+  }
+}
+
+TEST(GtaKernels, ConsensusCombineEqualsItsRowLoops) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const size_t n = 1000, stride = 1024;  // n not a multiple of the vector width
+  for (size_t M = 1; M <= 10; ++M) {
+    std::vector<float> E(M * stride), w(M), base(n);
+    for (float& e : E) {
+      const uint64_t r = rng() % 16;
+      e = r == 0 ? 0.0f : r == 1 ? -0.0f : r == 2 && M == 3 ? std::nanf("") : u(rng);
+    }
+    for (float& x : w) x = u(rng) + 1.5f;
+    for (float& b : base) b = u(rng);
+    for (bool normalize : {false, true})
+      for (float lambda : {1.0f, 0.7f}) {
+        std::vector<float> want(n), got(n), S(n), D(n), Z(n);
+        consensus_reference(E.data(), stride, w.data(), M, n, normalize, lambda, base.data(), want.data());
+        consensus_combine(E.data(), stride, w.data(), M, n, normalize, lambda, base.data(), got.data(), S.data(),
+                          D.data(), Z.data());
+        ASSERT_EQ(0, std::memcmp(want.data(), got.data(), n * sizeof(float)))
+            << "M " << M << " normalize " << normalize << " lambda " << lambda;
+      }
+  }
 }
 
 }  // namespace
