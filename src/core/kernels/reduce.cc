@@ -8,6 +8,11 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#include "kernels/convert.h"
 #include "kernels/simd.h"
 
 namespace amalgam {
@@ -70,6 +75,91 @@ AMALGAM_SIMD_CLONES void sum_abs_pair_f64(const float* x, const float* mask, siz
   }
   *all = combine(acc);
   *kept = combine(acc_kept);
+}
+
+namespace {
+inline float mask_bit(const uint64_t* bits, size_t i) { return static_cast<float>((bits[i / 64] >> (i % 64)) & 1); }
+
+// sum_abs_pair_f64's two sums added lane by lane as it adds them: |double(d)| and
+// |double(d * mask)| into lane i % 16, in index order.
+template <class X>
+void delta_sums_exact(const X* x, const float* b, const uint64_t* bits, size_t n, double* all, double* kept) {
+  double acc[kAcc] = {}, acc_kept[kAcc] = {};
+  for (size_t i = 0; i < n; ++i) {
+    const float d = load_bf16(x[i]) - b[i];
+    acc[i % kAcc] += std::fabs(static_cast<double>(d));
+    acc_kept[i % kAcc] += std::fabs(static_cast<double>(d * mask_bit(bits, i)));
+  }
+  *all = combine(acc);
+  *kept = combine(acc_kept);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's avx512fintrin.h warns about itself when inlined (see philox.cc).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+__attribute__((target("avx512f"))) inline __m512 load16(const uint16_t* p) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+// Where d is finite, |double(d * 0)| is +0 and a lane sum (never -0) plus +0 is itself:
+// the kept lanes add |double(d)| under the mask bits instead (a masked add in place of a
+// multiply, a conversion and an abs). A non-finite d (d * 0 is NaN) makes the sum of all
+// non-finite: false, and the caller redoes both sums exactly.
+template <class X>
+__attribute__((target("avx512f"))) bool delta_sums_avx512(const X* x, const float* b, const uint64_t* bits, size_t n,
+                                                           double* all, double* kept) {
+  const __m512i abs_mask = _mm512_set1_epi64(0x7fffffffffffffffll);
+  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd(), k0 = _mm512_setzero_pd(), k1 = _mm512_setzero_pd();
+  size_t i = 0;
+  for (; i + kAcc <= n; i += kAcc) {
+    const uint32_t m = static_cast<uint32_t>(bits[i / 64] >> (i % 64));
+    const __m512 d = _mm512_sub_ps(load16(x + i), _mm512_loadu_ps(b + i));
+    const __m512d d0 = _mm512_castsi512_pd(
+        _mm512_and_si512(_mm512_castpd_si512(_mm512_cvtps_pd(_mm512_castps512_ps256(d))), abs_mask));
+    const __m512d d1 = _mm512_castsi512_pd(_mm512_and_si512(
+        _mm512_castpd_si512(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)))),
+        abs_mask));
+    a0 = _mm512_add_pd(a0, d0);
+    a1 = _mm512_add_pd(a1, d1);
+    k0 = _mm512_mask_add_pd(k0, static_cast<__mmask8>(m), k0, d0);
+    k1 = _mm512_mask_add_pd(k1, static_cast<__mmask8>(m >> 8), k1, d1);
+  }
+  double acc[kAcc], acc_kept[kAcc];
+  _mm512_storeu_pd(acc, a0);
+  _mm512_storeu_pd(acc + 8, a1);
+  _mm512_storeu_pd(acc_kept, k0);
+  _mm512_storeu_pd(acc_kept + 8, k1);
+  for (; i < n; ++i) {
+    const float d = load_bf16(x[i]) - b[i];
+    acc[i % kAcc] += std::fabs(static_cast<double>(d));
+    acc_kept[i % kAcc] += std::fabs(static_cast<double>(d * mask_bit(bits, i)));
+  }
+  *all = combine(acc);
+  *kept = combine(acc_kept);
+  return std::isfinite(*all);
+}
+#pragma GCC diagnostic pop
+#endif
+
+template <class X>
+void delta_sums(const X* x, const float* b, const uint64_t* bits, size_t n, double* all, double* kept) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx512f() && delta_sums_avx512(x, b, bits, n, all, kept)) return;
+#endif
+  delta_sums_exact(x, b, bits, n, all, kept);
+}
+}  // namespace
+
+void sum_abs_delta_bits_f64(const float* x, const float* b, const uint64_t* bits, size_t n, double* all,
+                            double* kept) {
+  delta_sums(x, b, bits, n, all, kept);
+}
+void sum_abs_delta_bits_f64(const uint16_t* x, const float* b, const uint64_t* bits, size_t n, double* all,
+                            double* kept) {
+  delta_sums(x, b, bits, n, all, kept);
 }
 
 AMALGAM_SIMD_CLONES double dot_f64(const float* a, const float* b, size_t n) {

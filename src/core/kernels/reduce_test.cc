@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -46,6 +48,41 @@ TEST(Reduce, SumAbsPairEqualsTwoSweeps) {
     EXPECT_EQ(all, sum_abs_f64(x.data(), n));
     EXPECT_EQ(kept, sum_abs_f64(masked.data(), n));
   }
+}
+
+// From the inputs and mask bits, without storing d = x - b: the bits of sum_abs_pair_f64
+// of d and the float mask, also where d is infinite or NaN (x * 0 is then NaN, which the
+// masked-add shortcut cannot give: it falls back).
+TEST(Reduce, SumAbsDeltaBitsEqualsThePairOfTheDeltas) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0, 3);
+  for (size_t n : {0u, 1u, 15u, 16u, 64u, 100u, 1024u, 4099u})
+    for (int special : {0, 1, 2}) {
+      std::vector<float> x(n), b(n), d(n), mask(n);
+      std::vector<uint16_t> xh(n);
+      std::vector<uint64_t> bits((n + 63) / 64, 0);
+      for (size_t i = 0; i < n; ++i) {
+        xh[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(nd(rng)) >> 16);
+        x[i] = std::bit_cast<float>(static_cast<uint32_t>(xh[i]) << 16);
+        b[i] = nd(rng);
+        mask[i] = static_cast<float>(rng() % 2);
+        if (mask[i] != 0.0f) bits[i / 64] |= uint64_t{1} << (i % 64);
+      }
+      if (n > 5 && special) {  // a dropped Inf (1) or NaN (2) input
+        x[n / 2] = special == 1 ? INFINITY : NAN;
+        xh[n / 2] = special == 1 ? 0x7f80 : 0x7fc0;
+        mask[n / 2] = 0.0f;
+        bits[n / 2 / 64] &= ~(uint64_t{1} << (n / 2 % 64));
+      }
+      for (size_t i = 0; i < n; ++i) d[i] = x[i] - b[i];
+      double want_all, want_kept, all = -1, kept = -1, all16 = -1, kept16 = -1;
+      sum_abs_pair_f64(d.data(), mask.data(), n, &want_all, &want_kept);
+      sum_abs_delta_bits_f64(x.data(), b.data(), bits.data(), n, &all, &kept);
+      sum_abs_delta_bits_f64(xh.data(), b.data(), bits.data(), n, &all16, &kept16);
+      for (double got : {all, all16}) EXPECT_EQ(std::bit_cast<uint64_t>(want_all), std::bit_cast<uint64_t>(got)) << n;
+      for (double got : {kept, kept16})
+        EXPECT_EQ(std::bit_cast<uint64_t>(want_kept), std::bit_cast<uint64_t>(got)) << n << " " << special;
+    }
 }
 
 }  // namespace

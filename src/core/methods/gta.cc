@@ -195,6 +195,12 @@ class GtaMerger final : public TensorMerger {
     return kind_.sparsifier == Sparsifier::Della || kind_.sparsifier == Sparsifier::Random;
   }
   static void store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n);
+  // Elements [g, g + n) are whole words of the stored masks (DARE's tiles).
+  static bool whole_words(uint64_t g, size_t n) { return g % 64 == 0 && n % 64 == 0 && n <= kTile; }
+  // DARE's plain draw (compute_mask's Random case with Philox) on whole words.
+  bool random_words(const ModelState& m, uint64_t g, size_t n) const {
+    return kind_.sparsifier == Sparsifier::Random && m.kept_bits && !m.zero && !job_.masks && whole_words(g, n);
+  }
   static void load_mask(const ModelState& m, uint64_t g, size_t n, float* mask);
   // Both breadcrumbs cuts still need the first histogram of the same keys: gather it once.
   static bool shares_first_pass(const ModelState& m) {
@@ -542,11 +548,22 @@ void GtaMerger::accumulate_rescale(uint64_t begin, uint64_t count_all, std::span
       for (size_t k = 0; k < models_.size(); ++k) {
         auto& m = models_[k];
         if (m.sum_all.empty()) continue;
-        task_vector(in[m.input] + off, base, n, d.data(), keys.data());
-        compute_mask(m, first + t, d.data(), n, ranks[k], mask.data(), keys.data(), tmp.data());
-        if (m.kept_bits) store_mask(m, first + t, mask.data(), n);
         double all, kept;
-        sum_abs_pair_f64(d.data(), mask.data(), n, &all, &kept);
+        if (random_words(m, first + t, n)) {
+          // DARE's draw as bits straight away, and the sums of the deltas under them:
+          // task_vector + compute_mask + store_mask + sum_abs_pair_f64, the same bits.
+          uint64_t words[kTile / 64];
+          philox_uniforms(rng_key_, m.ordinal, first + t, n, tmp.data());
+          bernoulli_bits(tmp.data(), static_cast<float>(m.rho), n / 64, words);
+          for (size_t w = 0; w < n / 64; ++w)
+            std::atomic_ref<uint64_t>(m.kept_bits[(first + t) / 64 + w]).store(words[w], std::memory_order_relaxed);
+          sum_abs_delta_bits_f64(in[m.input] + off, base, words, n, &all, &kept);
+        } else {
+          task_vector(in[m.input] + off, base, n, d.data(), keys.data());
+          compute_mask(m, first + t, d.data(), n, ranks[k], mask.data(), keys.data(), tmp.data());
+          if (m.kept_bits) store_mask(m, first + t, mask.data(), n);
+          sum_abs_pair_f64(d.data(), mask.data(), n, &all, &kept);
+        }
         a[k] += all;
         b[k] += kept;
       }
@@ -637,7 +654,12 @@ bool GtaMerger::merge_tiles(uint64_t begin, uint64_t count, std::span<const X* c
         const ModelState& m = models_[k];
         const X* x = in[m.input] + off;
         float* e = E.data() + k * unit_;
-        if (m.kept_bits) {
+        if (m.kept_bits && whole_words(first + t, n)) {
+          uint64_t words[kTile / 64];
+          for (size_t w = 0; w < n / 64; ++w)
+            words[w] = std::atomic_ref<uint64_t>(m.kept_bits[(first + t) / 64 + w]).load(std::memory_order_relaxed);
+          bits_delta(x, b, words, n, m.scale, m.weight, e);
+        } else if (m.kept_bits) {
           delta_only(x, b, n, e);
           load_mask(m, first + t, n, mask.data());
           weigh(e, mask.data(), m.scale, m.weight, n);

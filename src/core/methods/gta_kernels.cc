@@ -115,6 +115,16 @@ __attribute__((target("avx512f"))) static void pack_words_avx512(const float* ma
     out[w] = v;
   }
 }
+__attribute__((target("avx512f"))) static void bernoulli_words_avx512(const float* u, float p, size_t words,
+                                                                      uint64_t* out) {
+  const __m512 vp = _mm512_set1_ps(p);
+  for (size_t w = 0; w < words; ++w) {
+    uint64_t v = 0;
+    for (int q = 0; q < 4; ++q)
+      v |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(u + 64 * w + 16 * q), vp, _CMP_LT_OQ)) << (16 * q);
+    out[w] = v;
+  }
+}
 __attribute__((target("avx512f"))) static void unpack_words_avx512(const uint64_t* in, size_t words, float* mask) {
   const __m512 one = _mm512_set1_ps(1.0f);
   for (size_t w = 0; w < words; ++w)
@@ -125,7 +135,19 @@ __attribute__((target("avx512f"))) static void unpack_words_avx512(const uint64_
 #else
 static void pack_words_avx512(const float*, size_t, uint64_t*) {}
 static void unpack_words_avx512(const uint64_t*, size_t, float*) {}
+static void bernoulli_words_avx512(const float*, float, size_t, uint64_t*) {}
 #endif
+
+void bernoulli_bits(const float* u, float p, size_t words, uint64_t* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx512f()) return bernoulli_words_avx512(u, p, words, out);
+#endif
+  for (size_t w = 0; w < words; ++w) {
+    uint64_t v = 0;
+    for (size_t j = 0; j < 64; ++j) v |= static_cast<uint64_t>(u[64 * w + j] < p) << j;
+    out[w] = v;
+  }
+}
 
 void pack_mask_words(const float* mask, size_t words, uint64_t* out) {
   if (cpu_has_avx512f()) return pack_words_avx512(mask, words, out);
@@ -156,6 +178,27 @@ inline __attribute__((always_inline)) float weigh_selected(float d, float s, flo
   float out;
   __builtin_memcpy(&out, &eb, 4);
   return out;
+}
+
+template <class X>
+inline __attribute__((always_inline)) void bits_delta_body(const X* __restrict x, const float* __restrict b,
+                                                           const uint64_t* __restrict words, size_t n, float s, float w,
+                                                           float* __restrict e) {
+  for (size_t g = 0; g < n; g += 32) {
+    const uint32_t bits = static_cast<uint32_t>(words[g / 64] >> (g % 64));
+    for (size_t j = 0; j < 32; ++j) {
+      const float d = load_bf16(x[g + j]) - b[g + j];
+      e[g + j] = weigh_selected(d, s, w, (bits >> j) & 1u);
+    }
+  }
+}
+AMALGAM_SIMD_CLONES void bits_delta(const float* x, const float* b, const uint64_t* words, size_t n, float s, float w,
+                                    float* e) {
+  bits_delta_body(x, b, words, n, s, w, e);
+}
+AMALGAM_SIMD_CLONES void bits_delta(const uint16_t* x, const float* b, const uint64_t* words, size_t n, float s,
+                                    float w, float* e) {
+  bits_delta_body(x, b, words, n, s, w, e);
 }
 
 template <class X>

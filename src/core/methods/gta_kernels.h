@@ -29,6 +29,13 @@ void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask);
 // kept between passes.
 void pack_mask_words(const float* mask, size_t words, uint64_t* out);
 void unpack_mask_words(const uint64_t* in, size_t words, float* mask);
+// bernoulli_mask(u, p) packed: bit j of out[w] = u[64 w + j] < p.
+void bernoulli_bits(const float* u, float p, size_t words, uint64_t* out);
+// e = w * ((d * mask) * s) with d = x - b and mask the bits (bit j of words[g / 64] for
+// element g = 64 w + j): delta_only + unpack_mask_words + weigh in one loop, the same
+// bits. n is a multiple of 64.
+void bits_delta(const float* x, const float* b, const uint64_t* words, size_t n, float s, float w, float* e);
+void bits_delta(const uint16_t* x, const float* b, const uint64_t* words, size_t n, float s, float w, float* e);
 // e = w * ((d * mask) * s) with d = x - b and mask = key(d) > t (or >= t when
 // with_equal): delta_keys + apply_top_cut + weigh in one loop, the same bits. Returns the
 // number of keys == t (the tie-rank counter's advance).

@@ -4,8 +4,10 @@
 // and stride. band_delta (breadcrumbs' fused band) gives the bits of its two cuts and
 // weigh, from f32 and from bf16. consensus_combine's fused loop for 1-8 models gives the
 // bits of its row-by-row loops (a scalar copy of them here), zeros and NaNs included.
+// DARE's bit kernels give the bits of the float-mask steps they replace.
 #include "methods/gta_kernels.h"
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -139,6 +141,42 @@ TEST(GtaKernels, ConsensusCombineEqualsItsRowLoops) {
                           D.data(), Z.data());
         ASSERT_EQ(0, std::memcmp(want.data(), got.data(), n * sizeof(float)))
             << "M " << M << " normalize " << normalize << " lambda " << lambda;
+      }
+  }
+}
+
+// DARE's fused kernels: bernoulli_bits packs bernoulli_mask, and bits_delta gives the bits
+// of delta_only + unpack_mask_words + weigh, from f32 and from bf16, with signed zeros,
+// infinities and NaNs among the deltas.
+TEST(GtaKernels, DareBitKernelsEqualTheirFloatMaskSteps) {
+  std::mt19937_64 rng(13);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f), v(-2.0f, 2.0f);
+  const size_t n = 1024, words = n / 64;
+  std::vector<float> uni(n), mask(n), x(n), b(n), e_want(n), e_got(n), e16(n);
+  std::vector<uint16_t> xh(n);
+  std::vector<uint64_t> want_bits(words), got_bits(words);
+  for (size_t i = 0; i < n; ++i) {
+    uni[i] = u(rng);
+    xh[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(v(rng)) >> 16);
+    if (i % 97 == 0) xh[i] = 0x7f80;  // +Inf
+    if (i % 89 == 0) xh[i] = 0xffc0;  // NaN
+    if (i % 83 == 0) xh[i] = 0x8000;  // -0
+    x[i] = load_bf16(xh[i]);
+    b[i] = i % 5 == 0 ? x[i] : v(rng);  // some zero deltas
+  }
+  for (float p : {0.0f, 0.3f, 0.5f, 1.0f}) {
+    bernoulli_mask(uni.data(), p, n, mask.data());
+    pack_mask_words(mask.data(), words, want_bits.data());
+    bernoulli_bits(uni.data(), p, words, got_bits.data());
+    ASSERT_EQ(want_bits, got_bits) << p;
+    for (float s : {1.0f, 1.7f})
+      for (float w : {0.5f, -1.25f}) {
+        delta_only(x.data(), b.data(), n, e_want.data());
+        weigh(e_want.data(), mask.data(), s, w, n);
+        bits_delta(x.data(), b.data(), got_bits.data(), n, s, w, e_got.data());
+        bits_delta(xh.data(), b.data(), got_bits.data(), n, s, w, e16.data());
+        ASSERT_EQ(0, std::memcmp(e_want.data(), e_got.data(), n * 4)) << p << " " << s << " " << w;
+        ASSERT_EQ(0, std::memcmp(e_want.data(), e16.data(), n * 4)) << p << " " << s << " " << w;
       }
   }
 }
