@@ -12,6 +12,7 @@
 #include <mutex>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/convert.h"
 #include "kernels/philox.h"
@@ -195,8 +196,9 @@ class GtaMerger final : public TensorMerger {
     return kind_.sparsifier == Sparsifier::Della || kind_.sparsifier == Sparsifier::Random;
   }
   static void store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n);
-  // Elements [g, g + n) are whole words of the stored masks (DARE's tiles).
-  static bool whole_words(uint64_t g, size_t n) { return g % 64 == 0 && n % 64 == 0 && n <= kTile; }
+  // Elements [g, g + n) are whole words of the stored masks (DARE's tiles, DELLA's rows
+  // of a multiple of 64).
+  static bool whole_words(uint64_t g, size_t n) { return g % 64 == 0 && n % 64 == 0; }
   // DARE's plain draw (compute_mask's Random case with Philox) on whole words.
   bool random_words(const ModelState& m, uint64_t g, size_t n) const {
     return kind_.sparsifier == Sparsifier::Random && m.kept_bits && !m.zero && !job_.masks && whole_words(g, n);
@@ -449,12 +451,15 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
 // Chunk edges need not fall on 64-element words (DELLA's blocks are whole rows), so the
 // words are OR-ed atomically; the element-wise pass reads them after finish_pass.
 void GtaMerger::store_mask(const ModelState& m, uint64_t g, const float* mask, size_t n) {
-  if (g % 64 == 0 && n % 64 == 0 && n <= kTile) {
-    // Whole words of this span alone (DARE's tiles): packed by the vector kernel, stored.
-    uint64_t words[kTile / 64];
-    pack_mask_words(mask, n / 64, words);
-    for (size_t w = 0; w < n / 64; ++w)
-      std::atomic_ref<uint64_t>(m.kept_bits[g / 64 + w]).store(words[w], std::memory_order_relaxed);
+  if (whole_words(g, n)) {
+    // Whole words of this span alone: packed by the vector kernel, stored.
+    for (size_t s = 0; s < n; s += kTile) {
+      const size_t c = std::min(kTile, n - s);
+      uint64_t words[kTile / 64];
+      pack_mask_words(mask + s, c / 64, words);
+      for (size_t w = 0; w < c / 64; ++w)
+        std::atomic_ref<uint64_t>(m.kept_bits[(g + s) / 64 + w]).store(words[w], std::memory_order_relaxed);
+    }
     return;
   }
   size_t i = 0;
@@ -469,11 +474,14 @@ void GtaMerger::store_mask(const ModelState& m, uint64_t g, const float* mask, s
 }
 
 void GtaMerger::load_mask(const ModelState& m, uint64_t g, size_t n, float* mask) {
-  if (g % 64 == 0 && n % 64 == 0 && n <= kTile) {
-    uint64_t words[kTile / 64];
-    for (size_t w = 0; w < n / 64; ++w)
-      words[w] = std::atomic_ref<uint64_t>(m.kept_bits[g / 64 + w]).load(std::memory_order_relaxed);
-    unpack_mask_words(words, n / 64, mask);
+  if (whole_words(g, n)) {
+    for (size_t s = 0; s < n; s += kTile) {
+      const size_t c = std::min(kTile, n - s);
+      uint64_t words[kTile / 64];
+      for (size_t w = 0; w < c / 64; ++w)
+        words[w] = std::atomic_ref<uint64_t>(m.kept_bits[(g + s) / 64 + w]).load(std::memory_order_relaxed);
+      unpack_mask_words(words, c / 64, mask + s);
+    }
     return;
   }
   size_t i = 0;
@@ -552,12 +560,13 @@ void GtaMerger::accumulate_rescale(uint64_t begin, uint64_t count_all, std::span
         if (random_words(m, first + t, n)) {
           // DARE's draw as bits straight away, and the sums of the deltas under them:
           // task_vector + compute_mask + store_mask + sum_abs_pair_f64, the same bits.
-          uint64_t words[kTile / 64];
+          thread_local std::vector<uint64_t> words;
+          words.resize(n / 64);
           philox_uniforms(rng_key_, m.ordinal, first + t, n, tmp.data());
-          bernoulli_bits(tmp.data(), static_cast<float>(m.rho), n / 64, words);
+          bernoulli_bits(tmp.data(), static_cast<float>(m.rho), n / 64, words.data());
           for (size_t w = 0; w < n / 64; ++w)
             std::atomic_ref<uint64_t>(m.kept_bits[(first + t) / 64 + w]).store(words[w], std::memory_order_relaxed);
-          sum_abs_delta_bits_f64(in[m.input] + off, base, words, n, &all, &kept);
+          sum_abs_delta_bits_f64(in[m.input] + off, base, words.data(), n, &all, &kept);
         } else {
           task_vector(in[m.input] + off, base, n, d.data(), keys.data());
           compute_mask(m, first + t, d.data(), n, ranks[k], mask.data(), keys.data(), tmp.data());
@@ -655,10 +664,11 @@ bool GtaMerger::merge_tiles(uint64_t begin, uint64_t count, std::span<const X* c
         const X* x = in[m.input] + off;
         float* e = E.data() + k * unit_;
         if (m.kept_bits && whole_words(first + t, n)) {
-          uint64_t words[kTile / 64];
+          thread_local std::vector<uint64_t> words;
+          words.resize(n / 64);
           for (size_t w = 0; w < n / 64; ++w)
             words[w] = std::atomic_ref<uint64_t>(m.kept_bits[(first + t) / 64 + w]).load(std::memory_order_relaxed);
-          bits_delta(x, b, words, n, m.scale, m.weight, e);
+          bits_delta(x, b, words.data(), n, m.scale, m.weight, e);
         } else if (m.kept_bits) {
           delta_only(x, b, n, e);
           load_mask(m, first + t, n, mask.data());

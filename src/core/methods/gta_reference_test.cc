@@ -167,5 +167,60 @@ TEST(GtaReference, DellaRowOfLengthOneKeepsWithProbabilityRho) {
   for (double p : probe.p) EXPECT_FLOAT_EQ(static_cast<float>(p), 0.4f);
 }
 
+// A fixed keep pattern, whatever the probability.
+class PatternMasks : public MaskSource {
+ public:
+  bool keep(size_t model, uint64_t index, double) const override {
+    return ((index * 2654435761u + model * 97u) >> 9) % 3 != 0;
+  }
+};
+
+// DELLA keeps its masks as bits between the rescale pass and the merge (whole 64-bit
+// words per row where rows are multiples of 64, also rows longer than a tile): with
+// injected masks the merge equals weighted, masked, L1-rescaled deltas under the TIES
+// consensus, for rows of 896, 1088 (past one 1024-element tile) and 100 (words shared
+// between rows), in chunks of one row and of the whole tensor.
+TEST(GtaReference, DellaStoredMaskBitsApplyToTheirElements) {
+  for (int64_t cols : {int64_t{896}, int64_t{1088}, int64_t{100}}) {
+    const int64_t rows = 40;
+    const size_t n = static_cast<size_t>(rows * cols), M = 2;
+    auto in = random_models(M + 1, n, 26, 0.01f, true);
+    const std::vector<float> w = {0.6f, 0.9f};
+    PatternMasks pattern;
+    std::vector<std::vector<uint8_t>> masks(M, std::vector<uint8_t>(n));
+    std::vector<float> scale(M);
+    for (size_t k = 0; k < M; ++k) {
+      double all = 0, kept = 0;
+      for (size_t i = 0; i < n; ++i) {
+        masks[k][i] = pattern.keep(k, i, 0.5);
+        const double d = std::fabs(static_cast<double>(in[k + 1][i] - in[0][i]));
+        all += d;
+        kept += masks[k][i] ? d : 0.0;
+      }
+      scale[k] = static_cast<float>(all / kept);
+    }
+    std::vector<float> want(n);
+    for (size_t i = 0; i < n; ++i) {
+      float e[M], S = 0, D = 0, Z = 0;
+      for (size_t k = 0; k < M; ++k) {
+        e[k] = w[k] * ((in[k + 1][i] - in[0][i]) * (masks[k][i] ? 1.0f : 0.0f) * scale[k]);
+        S += e[k];
+      }
+      for (size_t k = 0; k < M; ++k)
+        if (S >= 0 ? e[k] > 0 : e[k] < 0) D += e[k], Z += w[k];
+      want[i] = in[0][i] + D / (Z == 0 ? 1.0f : Z);
+    }
+    auto job = make_job({rows, cols}, M + 1, 0,
+                        {{}, {{"weight", w[0]}, {"density", 0.5}}, {{"weight", w[1]}, {"density", 0.5}}});
+    job.masks = &pattern;
+    for (uint64_t chunk : {static_cast<uint64_t>(cols), uint64_t{1} << 20}) {
+      const std::vector<float> got = merge_in_memory(*find_method("della"), job, in, chunk, 2);
+      ASSERT_EQ(got.size(), n);
+      for (size_t i = 0; i < n; ++i)  // the scales' f64 sums add in another order: 1e-6
+        ASSERT_NEAR(got[i], want[i], 1e-6f * (1.0f + std::fabs(want[i]))) << cols << " " << chunk << " " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace amalgam
