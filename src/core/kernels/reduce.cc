@@ -80,16 +80,20 @@ AMALGAM_SIMD_CLONES void sum_abs_pair_f64(const float* x, const float* mask, siz
 namespace {
 inline float mask_bit(const uint64_t* bits, size_t i) { return static_cast<float>((bits[i / 64] >> (i % 64)) & 1); }
 
-// sum_abs_pair_f64's two sums added lane by lane as it adds them: |double(d)| and
-// |double(d * mask)| into lane i % 16, in index order.
+// Element i of sum_abs_pair_f64's two sums, as it adds them: |double(d)| and
+// |double(d * mask)| into lane i % 16.
+template <class X>
+inline void add_delta_exact(const X* x, const float* b, const uint64_t* bits, size_t i, double* acc,
+                            double* acc_kept) {
+  const float d = load_bf16(x[i]) - b[i];
+  acc[i % kAcc] += std::fabs(static_cast<double>(d));
+  acc_kept[i % kAcc] += std::fabs(static_cast<double>(d * mask_bit(bits, i)));
+}
+
 template <class X>
 void delta_sums_exact(const X* x, const float* b, const uint64_t* bits, size_t n, double* all, double* kept) {
   double acc[kAcc] = {}, acc_kept[kAcc] = {};
-  for (size_t i = 0; i < n; ++i) {
-    const float d = load_bf16(x[i]) - b[i];
-    acc[i % kAcc] += std::fabs(static_cast<double>(d));
-    acc_kept[i % kAcc] += std::fabs(static_cast<double>(d * mask_bit(bits, i)));
-  }
+  for (size_t i = 0; i < n; ++i) add_delta_exact(x, b, bits, i, acc, acc_kept);
   *all = combine(acc);
   *kept = combine(acc_kept);
 }
@@ -132,11 +136,7 @@ __attribute__((target("avx512f"))) bool delta_sums_avx512(const X* x, const floa
   _mm512_storeu_pd(acc + 8, a1);
   _mm512_storeu_pd(acc_kept, k0);
   _mm512_storeu_pd(acc_kept + 8, k1);
-  for (; i < n; ++i) {
-    const float d = load_bf16(x[i]) - b[i];
-    acc[i % kAcc] += std::fabs(static_cast<double>(d));
-    acc_kept[i % kAcc] += std::fabs(static_cast<double>(d * mask_bit(bits, i)));
-  }
+  for (; i < n; ++i) add_delta_exact(x, b, bits, i, acc, acc_kept);
   *all = combine(acc);
   *kept = combine(acc_kept);
   return std::isfinite(*all);

@@ -204,6 +204,15 @@ class GtaMerger final : public TensorMerger {
     return kind_.sparsifier == Sparsifier::Random && m.kept_bits && !m.zero && !job_.masks && whole_words(g, n);
   }
   static void load_mask(const ModelState& m, uint64_t g, size_t n, float* mask);
+  // Words [g / 64, g / 64 + count) of m's stored mask (g a multiple of 64).
+  static void store_words(const ModelState& m, uint64_t g, const uint64_t* words, size_t count) {
+    for (size_t w = 0; w < count; ++w)
+      std::atomic_ref<uint64_t>(m.kept_bits[g / 64 + w]).store(words[w], std::memory_order_relaxed);
+  }
+  static void load_words(const ModelState& m, uint64_t g, size_t count, uint64_t* words) {
+    for (size_t w = 0; w < count; ++w)
+      words[w] = std::atomic_ref<uint64_t>(m.kept_bits[g / 64 + w]).load(std::memory_order_relaxed);
+  }
   // Both breadcrumbs cuts still need the first histogram of the same keys: gather it once.
   static bool shares_first_pass(const ModelState& m) {
     return m.keep_top && m.drop_top && m.keep_top->stage() == TopSelector::kHi &&
@@ -457,8 +466,7 @@ void GtaMerger::store_mask(const ModelState& m, uint64_t g, const float* mask, s
       const size_t c = std::min(kTile, n - s);
       uint64_t words[kTile / 64];
       pack_mask_words(mask + s, c / 64, words);
-      for (size_t w = 0; w < c / 64; ++w)
-        std::atomic_ref<uint64_t>(m.kept_bits[(g + s) / 64 + w]).store(words[w], std::memory_order_relaxed);
+      store_words(m, g + s, words, c / 64);
     }
     return;
   }
@@ -478,8 +486,7 @@ void GtaMerger::load_mask(const ModelState& m, uint64_t g, size_t n, float* mask
     for (size_t s = 0; s < n; s += kTile) {
       const size_t c = std::min(kTile, n - s);
       uint64_t words[kTile / 64];
-      for (size_t w = 0; w < c / 64; ++w)
-        words[w] = std::atomic_ref<uint64_t>(m.kept_bits[(g + s) / 64 + w]).load(std::memory_order_relaxed);
+      load_words(m, g + s, c / 64, words);
       unpack_mask_words(words, c / 64, mask + s);
     }
     return;
@@ -533,6 +540,7 @@ void GtaMerger::accumulate_rescale(uint64_t begin, uint64_t count_all, std::span
   });
   std::vector<float> d(unit_), mask(unit_), tmp(unit_), base32(std::is_same_v<X, float> ? 0 : unit_);
   std::vector<uint32_t> keys(unit_);
+  std::vector<uint64_t> words(unit_ / 64);
   // Tie ranks run on through the chunk's blocks (equal_before is exact at a chunk start).
   std::vector<Ranks> ranks(models_.size());
   for (size_t k = 0; k < models_.size(); ++k) ranks[k] = block_ranks(models_[k], begin / block_);
@@ -560,12 +568,9 @@ void GtaMerger::accumulate_rescale(uint64_t begin, uint64_t count_all, std::span
         if (random_words(m, first + t, n)) {
           // DARE's draw as bits straight away, and the sums of the deltas under them:
           // task_vector + compute_mask + store_mask + sum_abs_pair_f64, the same bits.
-          thread_local std::vector<uint64_t> words;
-          words.resize(n / 64);
           philox_uniforms(rng_key_, m.ordinal, first + t, n, tmp.data());
           bernoulli_bits(tmp.data(), static_cast<float>(m.rho), n / 64, words.data());
-          for (size_t w = 0; w < n / 64; ++w)
-            std::atomic_ref<uint64_t>(m.kept_bits[(first + t) / 64 + w]).store(words[w], std::memory_order_relaxed);
+          store_words(m, first + t, words.data(), n / 64);
           sum_abs_delta_bits_f64(in[m.input] + off, base, words.data(), n, &all, &kept);
         } else {
           task_vector(in[m.input] + off, base, n, d.data(), keys.data());
@@ -589,7 +594,9 @@ namespace {
 struct MergeScratch {
   std::vector<float> E, mask, tmp, D, Z, S, w, B, O;
   std::vector<uint32_t> keys;
+  std::vector<uint64_t> words;  // a unit's stored mask bits
   void size(size_t M, size_t unit) {
+    if (words.size() < unit / 64) words.resize(unit / 64);
     for (auto* v : {&mask, &tmp, &D, &Z, &S, &B, &O})
       if (v->size() < unit) v->resize(unit);
     if (E.size() < M * unit) E.resize(M * unit);
@@ -664,11 +671,8 @@ bool GtaMerger::merge_tiles(uint64_t begin, uint64_t count, std::span<const X* c
         const X* x = in[m.input] + off;
         float* e = E.data() + k * unit_;
         if (m.kept_bits && whole_words(first + t, n)) {
-          thread_local std::vector<uint64_t> words;
-          words.resize(n / 64);
-          for (size_t w = 0; w < n / 64; ++w)
-            words[w] = std::atomic_ref<uint64_t>(m.kept_bits[(first + t) / 64 + w]).load(std::memory_order_relaxed);
-          bits_delta(x, b, words.data(), n, m.scale, m.weight, e);
+          load_words(m, first + t, n / 64, scratch.words.data());
+          bits_delta(x, b, scratch.words.data(), n, m.scale, m.weight, e);
         } else if (m.kept_bits) {
           delta_only(x, b, n, e);
           load_mask(m, first + t, n, mask.data());
