@@ -22,6 +22,7 @@
 #include "plan/plan.h"
 #include "recipe/recipe.h"
 #include "util/error.h"
+#include "util/heap.h"
 #include "util/progress.h"
 
 namespace amalgam::cli {
@@ -179,6 +180,9 @@ void run(const MergeArgs& a) {
   };
   clear_cancel();
   install_signal_handlers();
+  // Per-tensor selection state (histograms, samples, mask bits) is allocated and freed
+  // tensor after tensor: kept in the heap, breadcrumbs took 70-100K page faults fewer.
+  retain_freed_heap_memory();
   ExecResult r;
   try {
     r = execute_plan(plan, models, recipe, a.out_dir, o);

@@ -349,13 +349,22 @@ void TopSelector::record_window(const Local& local, const std::vector<uint64_t>&
     }
     if (top < 0) return;
     top = std::min(32767, top + 2);
-    bottom = std::max(0, std::max(bottom - 2, top - 4095));
+    bottom = std::max(0, std::max(bottom - 2, top - static_cast<int>(kMaxWindow) + 1));
     win_lo_ = static_cast<uint32_t>(bottom);
     win_hi_ = static_cast<uint32_t>(top);
     win_set_ = true;
   }
   if (!local.fresh && before.size() != win_hi_ - win_lo_ + 1) {
     win_complete_ = false;  // borrowed before the window was known: no baseline
+    return;
+  }
+  // The counts grow with the tensor (one set per chunk): past the budget they are
+  // dropped, and the ranks take a counting pass instead (bounded memory).
+  win_bytes_ += (win_hi_ - win_lo_ + 1) * sizeof(uint32_t);
+  if (win_bytes_ > window_budget_) {
+    win_complete_ = false;
+    win_counts_.clear();
+    win_counts_.shrink_to_fit();
     return;
   }
   // Keys equal to the bin's value (low bits zero): count minus the count with low bits.
@@ -558,8 +567,9 @@ double binomial_delta(double f, double s) { return std::max(1e-3, 4 * std::sqrt(
 }  // namespace
 
 uint64_t TopSelector::bracket_sample_size() const {
-  if (!want_bracket_ || stage_ != kHi || small_ || values_only_ || m_ == 0 || m_ >= n_) return 0;
+  if ((!want_bracket_ && !want_window_) || stage_ != kHi || small_ || values_only_ || m_ == 0 || m_ >= n_) return 0;
   const double n = static_cast<double>(n_);
+  if (!want_bracket_) return kBracketSample <= n / 4 ? static_cast<uint64_t>(kBracketSample) : 0;
   const double f = static_cast<double>(m_) / n;
   const double cap_delta = static_cast<double>(max_candidates_) / (4 * n);
   if (cap_delta < 1e-3) return 0;
@@ -578,17 +588,11 @@ void TopSelector::sample(const uint32_t* keys, size_t n) {
 // Sample ranks are found in a histogram of the sample's high 16 key bits (bins are all
 // the bracket resolves), and the between-piece error is that of the fraction of keys in
 // bins above the middle bin.
-void TopSelector::end_sample() {
-  std::vector<uint32_t> k = std::move(sample_keys_);
-  std::vector<size_t> ends = std::move(sample_pieces_);
-  sample_keys_ = {};
-  sample_pieces_ = {};
-  const size_t s = k.size();
-  if (stage_ != kHi || s < 2 || ends.size() < 2 || bracket_sample_size() == 0) return;
-  const double f = static_cast<double>(m_) / static_cast<double>(n_), ss = static_cast<double>(s);
-  // Per bin: count | count of keys with low bits << 32.
-  std::vector<uint64_t> h(32768, 0);
-  for (uint32_t key : k) h[key >> 16] += 1 + (static_cast<uint64_t>((key & 0xffffu) != 0) << 32);
+// The bins [bottom, top] that hold the m-th key by the sample: beyond them the pooled
+// fraction of sample keys above (below) clears f = m/n by 4 standard errors.
+void TopSelector::sure_bins(const std::vector<uint32_t>& k, const std::vector<size_t>& ends,
+                            const std::vector<uint64_t>& h, int* bottom_out, int* top_out) const {
+  const double f = static_cast<double>(m_) / static_cast<double>(n_), ss = static_cast<double>(k.size());
   // The bin holding sample rank r from the top (0-based).
   auto bin_of_rank = [&](double r) {
     uint64_t cum = 0;
@@ -656,6 +660,32 @@ void TopSelector::end_sample() {
   }
   if (top < 0) top = 32767;  // nothing in reach is surely above the m-th key
   if (bottom < 0) bottom = 0;
+  *bottom_out = bottom;
+  *top_out = top;
+}
+
+void TopSelector::end_sample() {
+  std::vector<uint32_t> k = std::move(sample_keys_);
+  std::vector<size_t> ends = std::move(sample_pieces_);
+  sample_keys_ = {};
+  sample_pieces_ = {};
+  const size_t s = k.size();
+  if (stage_ != kHi || s < 2 || ends.size() < 2 || bracket_sample_size() == 0) return;
+  // Per bin: count | count of keys with low bits << 32.
+  std::vector<uint64_t> h(32768, 0);
+  for (uint32_t key : k) h[key >> 16] += 1 + (static_cast<uint64_t>((key & 0xffffu) != 0) << 32);
+  int bottom, top;
+  sure_bins(k, ends, h, &bottom, &top);
+  if (!want_bracket_) {
+    // A window sample: the histogram pass keeps per-chunk counts of these bins only.
+    const int lo = std::max(0, bottom - 2), hi = std::min(32767, top + 2);
+    if (hi - lo + 1 > static_cast<int>(kMaxWindow)) return;  // too spread: the first chunk picks one
+    win_lo_ = static_cast<uint32_t>(lo);
+    win_hi_ = static_cast<uint32_t>(hi);
+    win_set_ = true;
+    return;
+  }
+  const double ss = static_cast<double>(s);
   // The keys of the kBracketBins bins of the bracket with the most sample keys are
   // counted, not kept (greedily, while they fit in a window of kBracketWindow bins);
   // every other key inside is a candidate. Expected candidates over the cap, or over half of the
@@ -806,6 +836,7 @@ void TopSelector::resolve_bracket() {
     win_set_ = false;
     win_complete_ = true;
     win_counts_.clear();
+    win_bytes_ = 0;
     cand_.clear();
     cand_.shrink_to_fit();
     br_eq_ = {};

@@ -6,8 +6,9 @@
 //   1. histogram of the high 16 key bits (32768 bins) -> the bin B holding the m-th key,
 //      its exact population, and how many of its keys have low bits set (bf16-sourced
 //      keys have none: then B's value is the threshold T). Each chunk's counts of a
-//      window of bins around the first chunk's estimate of B are kept; when B falls in
-//      it, they give the per-chunk counts of keys == T and no further pass is needed;
+//      window of bins around an estimate of B (from a sample, enable_window_sample, or
+//      else from the first chunk) are kept; when B falls in it, they give the per-chunk
+//      counts of keys == T and no further pass is needed;
 //   2. usually: collect (key, index) of the elements in B (a buffer bounded by B's exact
 //      count, at most kMaxCandidates) and sort it -> the threshold T and the last
 //      selected index among keys == T; done, the element-wise test is then
@@ -89,13 +90,21 @@ class TopSelector {
   // Largest threshold-bin population handled with a candidate buffer (tests lower it to
   // exercise the histogram fallback).
   void set_max_candidates(uint64_t n) { max_candidates_ = n; }
+  // Bytes of first-pass window counts kept before they are given up for a counting pass
+  // (default kWindowBudget; tests lower it).
+  void set_window_budget(uint64_t bytes) { window_budget_ = bytes; }
   // Tensors of at most n keys take the candidate pass over all keys (default kSmall;
   // tests set 0 to exercise the histogram on small data). Before the first observe().
   void set_small_limit(uint64_t n);
 
   // Bracketing (see above); a no-op for small tensors and value-only queries.
   void enable_bracket() { want_bracket_ = !small_ && !values_only_; }
-  // Keys wanted in the sample; 0 when bracketing does not apply (then no sample needed).
+  // Without a bracket: the sample only picks the window of bins whose per-chunk counts the
+  // histogram pass keeps (the bins that surely hold the m-th key). Else the first chunk's
+  // histogram picks it, which must then be wide (one chunk is a few rows, unlike the
+  // tensor): up to kMaxWindow bins per chunk, most of a breadcrumbs merge's page faults.
+  void enable_window_sample() { want_window_ = !small_ && !values_only_; }
+  // Keys wanted in the sample; 0 when neither applies (then no sample needed).
   uint64_t bracket_sample_size() const;
   // Feed the sample (one thread, before the first pass; one call per piece of
   // neighbouring keys), then end_sample().
@@ -161,13 +170,15 @@ class TopSelector {
   std::vector<uint64_t> window_bins(const uint64_t* hist) const;
   void gather();
   bool ranks_from_window(uint32_t bin);
+  void sure_bins(const std::vector<uint32_t>& keys, const std::vector<size_t>& ends, const std::vector<uint64_t>& hist,
+                 int* bottom, int* top) const;
   bool follows_now() const { return follower_ && stage_ == kHi && follower_->stage_ == kHi; }
 
   uint64_t n_, m_;
   bool zero_neutral_, values_only_;
   bool small_ = false;
   bool full_keys_ = false;  // cand_ packs whole keys (small tensors, brackets)
-  bool want_bracket_ = false;
+  bool want_bracket_ = false, want_window_ = false;
   std::vector<uint32_t> sample_keys_;     // bracket sample, piece after piece
   std::vector<size_t> sample_pieces_;     // end of each piece in sample_keys_
   Bracket br_;                         // kBracket: where the bracket lies
@@ -192,6 +203,10 @@ class TopSelector {
   TopSelector* follower_ = nullptr;
   uint32_t win_lo_ = 0, win_hi_ = 0;
   std::vector<std::pair<uint64_t, std::vector<uint32_t>>> win_counts_;
+  uint64_t win_bytes_ = 0;  // of win_counts_, so far
+  static constexpr uint32_t kMaxWindow = 4096;                   // bins
+  static constexpr uint64_t kWindowBudget = uint64_t{32} << 20;  // bytes of window counts
+  uint64_t window_budget_ = kWindowBudget;
   std::vector<uint64_t> eq_before_;  // per block counts, then exclusive prefix sums
   TopCut cut_;
   std::mutex mu_;

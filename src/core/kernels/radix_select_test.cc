@@ -312,6 +312,71 @@ TEST(RadixSelect, FollowerDecidesFromTheLeadersPass) {
   }
 }
 
+// Breadcrumbs' cuts with window samples, as methods/gta.cc drives them: keys like bf16
+// task vectors (a quarter zeros, a long tail of small magnitudes), small blocks visited
+// in shuffled order. Both cuts decide in the shared histogram pass from the windows the
+// sample placed. A sample unlike the data, or window counts over their budget, cost a
+// counting pass; the selection is exact every time.
+TEST(RadixSelect, WindowSamplePlacesBothCutsWindows) {
+  std::mt19937 rng(15);
+  const uint64_t n = 400000, block = 4096, blocks = (n + block - 1) / block;
+  std::vector<uint32_t> keys(n), shifted(n);
+  std::normal_distribution<float> nd(0, 1);
+  for (uint64_t i = 0; i < n; ++i) {
+    const float v = rng() % 4 == 0 ? 0.0f : nd(rng) * std::exp2(static_cast<float>(rng() % 24) - 20.0f);
+    keys[i] = abs_key(v) & 0xffff0000u;
+    shifted[i] = abs_key(64.0f * nd(rng)) & 0xffff0000u;
+  }
+  struct Case {
+    const std::vector<uint32_t>* sample;
+    uint64_t budget;
+    int passes;  // expected
+  };
+  for (const Case& c : {Case{&keys, ~uint64_t{0}, 1}, Case{&shifted, ~uint64_t{0}, 2}, Case{&keys, 64, 2}}) {
+    const uint64_t m_keep = n * 91 / 100, m_drop = n / 100;
+    TopSelector keep(n, m_keep, blocks, false, false), drop(n, m_drop, blocks, false, false);
+    for (TopSelector* s : {&keep, &drop}) {
+      s->set_small_limit(0);
+      s->set_window_budget(c.budget);
+      s->enable_window_sample();
+    }
+    drop.follow(keep);
+    const uint64_t want = std::max(keep.bracket_sample_size(), drop.bracket_sample_size());
+    ASSERT_GT(want, 0u);
+    for (const auto& [begin, count] : sample_pieces(n, want)) {
+      keep.sample(c.sample->data() + begin, count);
+      drop.sample(c.sample->data() + begin, count);
+    }
+    keep.end_sample();
+    drop.end_sample();
+    ASSERT_EQ(keep.stage(), TopSelector::kHi);  // a window sample brackets nothing
+    std::vector<uint64_t> order(blocks);
+    std::iota(order.begin(), order.end(), 0);
+    int passes = 0;
+    while (keep.stage() != TopSelector::kDone || drop.stage() != TopSelector::kDone) {
+      const bool shared = keep.stage() == TopSelector::kHi && drop.stage() == TopSelector::kHi;
+      std::shuffle(order.begin(), order.end(), rng);
+      for (uint64_t b : order) {
+        TopSelector::Local lk, ld;
+        const uint64_t first = b * block, cnt = std::min(block, n - first);
+        if (keep.stage() != TopSelector::kDone) keep.observe(lk, b, first, keys.data() + first, cnt);
+        if (!shared && drop.stage() != TopSelector::kDone) drop.observe(ld, b, first, keys.data() + first, cnt);
+        keep.commit(lk);
+        drop.commit(ld);
+      }
+      if (shared) drop.share_histogram_from(keep);
+      keep.finish_pass();
+      drop.finish_pass();
+      ++passes;
+    }
+    const std::string what = std::string(c.sample == &keys ? "own sample" : "unlike sample") +
+                             " budget " + std::to_string(c.budget);
+    EXPECT_EQ(passes, c.passes) << what;
+    for (auto [sel, m] : {std::pair<TopSelector*, uint64_t>{&keep, m_keep}, {&drop, m_drop}})
+      EXPECT_EQ(applied_selection(*sel, keys, block), select_reference(keys, m)) << what << " m " << m;
+  }
+}
+
 TEST(RadixSelect, AllEqualKeysSelectTheFirstM) {
   std::mt19937 rng(3);
   std::vector<uint32_t> keys(10000, abs_key(0.5f));

@@ -110,7 +110,7 @@ class GtaMerger final : public TensorMerger {
 
   int stat_passes() const override { return passes_done_ + passes_left(); }
 
-  // The selectors' bracket samples (kernels/radix_select.h): all of them see the largest
+  // The selectors' bracket or window samples (kernels/radix_select.h): all of them see the largest
   // sample any of them wants.
   uint64_t sample_elements() const override {
     uint64_t want = 0;
@@ -286,6 +286,10 @@ class GtaMerger final : public TensorMerger {
         // No brackets here: one shared histogram serves both cuts, cheaper than two
         // bracket scans (0.5B bench: 2.05-2.3 s against 2.5-2.8 s).
         if (shares_first_pass(m)) m.drop_top->follow(*m.keep_top);
+        // A sample places both cuts' windows: the first chunk's guess at the keep cut
+        // (ranks 1 - density +- 5 %, often down among the zeros) spanned thousands of bins.
+        m.keep_top->enable_window_sample();
+        m.drop_top->enable_window_sample();
         break;
       }
       case Sparsifier::Random:

@@ -2,7 +2,6 @@
 // compute dtype through the core conversion kernels (exact for 8/16-bit floats), and the
 // thread/BLAS set-up that every torch command runs first.
 #include <dlfcn.h>
-#include <malloc.h>
 
 #include <fstream>
 #include <mutex>
@@ -11,6 +10,7 @@
 #include "io/model_dir.h"
 #include "torch/eval/causal_lm.h"
 #include "util/error.h"
+#include "util/heap.h"
 #include "util/progress.h"
 
 namespace amalgam {
@@ -50,12 +50,10 @@ void configure_torch_threads(int threads) {
   if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
   static std::once_flag checked;
   std::call_once(checked, [] {
-    // glibc serves blocks above 32 MiB-ish (its dynamic mmap threshold) with fresh mmaps
-    // and returns them on free, so every activation and logits buffer of a forward pass
-    // page-faults and zeroes its memory anew: ~8% of an eval in the kernel. Keeping such
-    // blocks in the heap made the eval benchmark 10-20% faster (bench/eval_bench.py).
-    mallopt(M_MMAP_THRESHOLD, 256 << 20);
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    // Every activation and logits buffer of a forward pass page-faulted and zeroed its
+    // memory anew: ~8% of an eval in the kernel. Keeping such blocks in the heap made the
+    // eval benchmark 10-20% faster (bench/eval_bench.py).
+    retain_freed_heap_memory();
     // The BLAS library is only mapped once torch has used it: run one small matmul first.
     auto a = torch::ones({64, 64});
     (void)torch::mm(a, a);
