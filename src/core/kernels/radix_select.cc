@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "kernels/bracket_scan.h"
+#include "kernels/window_scan.h"
 #include "kernels/simd.h"
 
 namespace amalgam {
@@ -165,6 +166,7 @@ int TopSelector::passes_left() const {
   switch (stage_) {
     case kHi: return values_only_ ? 2 : 3;
     case kBracket: return 1;  // unless it misses: then kHi's passes follow
+    case kWindow: return 1;   // unless the m-th key needs a candidate pass, or it misses
     case kCand: return 1;
     case kLo: return values_only_ ? 1 : 2;
     case kEq: return 1;
@@ -188,6 +190,10 @@ void TopSelector::observe(Local& local, uint64_t block, uint64_t first_index, co
       observe_bracket(local, block, counts, kept);
       break;
     }
+    case kWindow:
+      if (local.hist.empty()) local.hist.assign(win_hi_ - win_lo_ + 1, 0);
+      window_scan_keys(keys, n, KeyWindow{win_lo_, win_hi_}, local.hist.data(), &local.above);
+      break;
     case kCand: {
       if (small_) {
         const size_t at = local.cand.size();
@@ -229,6 +235,12 @@ void TopSelector::observe_delta(Local& local, uint64_t block, uint64_t first_ind
     BracketCounts counts;
     const size_t kept = bracket_scan_delta(x, b, n, br_, first_index, local.scratch.data(), &counts);
     observe_bracket(local, block, counts, kept);
+    return;
+  }
+  if (stage_ == kWindow) {
+    local.first_block = std::min(local.first_block, block);
+    if (local.hist.empty()) local.hist.assign(win_hi_ - win_lo_ + 1, 0);
+    window_scan_delta(x, b, n, KeyWindow{win_lo_, win_hi_}, local.hist.data(), &local.above);
     return;
   }
   if (local.keys.size() < n) local.keys.resize(n);
@@ -297,6 +309,17 @@ void TopSelector::commit(Local& local) {
     local.first_block = ~uint64_t{0};
     return;
   }
+  if (stage_ == kWindow) {
+    above_ += local.above;
+    local.above = 0;
+    if (!local.hist.empty()) {
+      for (size_t i = 0; i < local.hist.size(); ++i) win_hist_[i] += local.hist[i];
+      record_window_counts(local.first_block, local.hist.data());
+      local.hist.clear();
+    }
+    local.first_block = ~uint64_t{0};
+    return;
+  }
   if (local.pooled) {
     if (!values_only_) record_window(local, local.before);
     if (follows_now()) {
@@ -358,9 +381,19 @@ void TopSelector::record_window(const Local& local, const std::vector<uint64_t>&
     win_complete_ = false;  // borrowed before the window was known: no baseline
     return;
   }
+  std::vector<uint64_t> chunk(win_hi_ - win_lo_ + 1);
+  for (uint32_t b = win_lo_; b <= win_hi_; ++b)
+    chunk[b - win_lo_] = bin_total(h, b) - (local.fresh ? 0 : before[b - win_lo_]);
+  record_window_counts(local.first_block, chunk.data());
+}
+
+// One chunk's counts of the window's bins (packed as the first pass packs them).
+void TopSelector::record_window_counts(uint64_t first_block, const uint64_t* packed) {
+  if (!win_complete_) return;
   // The counts grow with the tensor (one set per chunk): past the budget they are
   // dropped, and the ranks take a counting pass instead (bounded memory).
-  win_bytes_ += (win_hi_ - win_lo_ + 1) * sizeof(uint32_t);
+  const uint32_t width = win_hi_ - win_lo_ + 1;
+  win_bytes_ += width * sizeof(uint32_t);
   if (win_bytes_ > window_budget_) {
     win_complete_ = false;
     win_counts_.clear();
@@ -368,14 +401,10 @@ void TopSelector::record_window(const Local& local, const std::vector<uint64_t>&
     return;
   }
   // Keys equal to the bin's value (low bits zero): count minus the count with low bits.
-  std::vector<uint32_t> counts;  // filled by push_back: no zeroing first (3% of breadcrumbs)
-  counts.reserve(win_hi_ - win_lo_ + 1);
-  for (uint32_t b = win_lo_; b <= win_hi_; ++b) {
-    uint64_t v = bin_total(h, b);
-    if (!local.fresh) v -= before[b - win_lo_];
-    counts.push_back(static_cast<uint32_t>((v & 0xffffffffu) - (v >> 32)));
-  }
-  win_counts_.emplace_back(local.first_block, std::move(counts));
+  std::vector<uint32_t> counts(width);
+  for (uint32_t i = 0; i < width; ++i)
+    counts[i] = static_cast<uint32_t>((packed[i] & 0xffffffffu) - (packed[i] >> 32));
+  win_counts_.emplace_back(first_block, std::move(counts));
 }
 
 // Sums the pooled first-pass histograms into hist_ / low_ (once) and gives them back,
@@ -435,6 +464,7 @@ void TopSelector::finish_pass() {
   switch (stage_) {
     case kHi: resolve_hi(); break;
     case kBracket: resolve_bracket(); break;
+    case kWindow: resolve_window(); break;
     case kCand: resolve_cand(); break;
     case kLo: resolve_lo(); break;
     case kEq: {
@@ -463,18 +493,46 @@ void TopSelector::resolve_hi() {
     }
     above += hist_[b];
   }
-  hi_bin_ = bin;
-  above_ = above;
-  const uint64_t in_bin = hist_[bin];
-  const uint64_t need = m_ - above;
-  // The bin's keys with low bits set are all above its value V = bin << 16. When fewer
-  // than `need` of them exist, they are all selected and the threshold is V exactly
-  // (bf16-sourced keys: nearly every key of the bin is V).
-  const uint64_t above_v = low_[bin];
+  const uint64_t in_bin = hist_[bin], above_v = low_[bin];
   hist_.clear();
   hist_.shrink_to_fit();
   low_.clear();
   low_.shrink_to_fit();
+  decide_in_bin(bin, above, in_bin, above_v);
+}
+
+// Walks the window's bins from the top, after the keys above it; a miss when the m-th key
+// lies above or below them (the sample misled), then the histogram passes start.
+void TopSelector::resolve_window() {
+  uint64_t above = above_;
+  int found = -1;
+  if (above < m_) {
+    for (int i = static_cast<int>(win_hi_ - win_lo_); i >= 0; --i) {
+      const uint64_t c = win_hist_[static_cast<size_t>(i)] & 0xffffffffu;
+      if (above + c >= m_) {
+        found = i;
+        break;
+      }
+      above += c;
+    }
+  }
+  if (found < 0) {
+    g_bracket_misses.fetch_add(1);
+    start_histogram_passes();
+    return;
+  }
+  const uint64_t v = win_hist_[static_cast<size_t>(found)];
+  win_hist_ = {};
+  decide_in_bin(win_lo_ + static_cast<uint32_t>(found), above, v & 0xffffffffu, v >> 32);
+}
+
+void TopSelector::decide_in_bin(uint32_t bin, uint64_t above, uint64_t in_bin, uint64_t above_v) {
+  hi_bin_ = bin;
+  above_ = above;
+  const uint64_t need = m_ - above;
+  // The bin's keys with low bits set are all above its value V = bin << 16. When fewer
+  // than `need` of them exist, they are all selected and the threshold is V exactly
+  // (bf16-sourced keys: nearly every key of the bin is V).
   if (need > above_v) {
     const uint64_t equal = in_bin - above_v;
     cut_.threshold = bin << 16;
@@ -569,7 +627,7 @@ double binomial_delta(double f, double s) { return std::max(1e-3, 4 * std::sqrt(
 uint64_t TopSelector::bracket_sample_size() const {
   if ((!want_bracket_ && !want_window_) || stage_ != kHi || small_ || values_only_ || m_ == 0 || m_ >= n_) return 0;
   const double n = static_cast<double>(n_);
-  if (!want_bracket_) return kBracketSample <= n / 4 ? static_cast<uint64_t>(kBracketSample) : 0;
+  if (!want_bracket_) return kBracketSample <= n / 4 ? static_cast<uint64_t>(kBracketSample) : 0;  // window only
   const double f = static_cast<double>(m_) / n;
   const double cap_delta = static_cast<double>(max_candidates_) / (4 * n);
   if (cap_delta < 1e-3) return 0;
@@ -611,16 +669,18 @@ void TopSelector::sure_bins(const std::vector<uint32_t>& k, const std::vector<si
   // error between groups is the larger one, so this is conservative): bounded memory.
   constexpr size_t kMaxGroups = 64;
   const size_t pieces = std::min(ends.size(), kMaxGroups);
-  std::vector<uint32_t> counts(pieces * static_cast<size_t>(w + 1), 0);  // [w] = above w_hi
+  // [w] = above w_hi; [w + 1] = below w_lo (not used).
+  std::vector<uint32_t> counts(pieces * static_cast<size_t>(w + 2), 0);
   std::vector<double> len(pieces);
   size_t begin = 0;
   for (size_t p = 0; p < pieces; ++p) {
     const size_t end = ends[(p + 1) * ends.size() / pieces - 1];
-    uint32_t* c = counts.data() + p * static_cast<size_t>(w + 1);
+    uint32_t* c = counts.data() + p * static_cast<size_t>(w + 2);
+    // Branch-free (selects, not jumps: the branches mispredicted, 4% of a breadcrumbs merge).
     for (size_t i = begin; i < end; ++i) {
       const int b = static_cast<int>(k[i] >> 16);
-      if (b > w_hi) ++c[w];
-      else if (b >= w_lo) ++c[b - w_lo];
+      const int slot = b > w_hi ? w : (b < w_lo ? w + 1 : b - w_lo);
+      ++c[slot];
     }
     len[p] = static_cast<double>(end - begin);
     begin = end;
@@ -628,33 +688,44 @@ void TopSelector::sure_bins(const std::vector<uint32_t>& k, const std::vector<si
   // Running per-piece counts of keys above (or at and above) a boundary, walked from the
   // top of the window; a boundary is safe when the pooled fraction clears f by 4 standard
   // errors: between pieces (neighbouring keys are alike), never below the binomial one.
-  std::vector<double> run(pieces);
-  for (size_t p = 0; p < pieces; ++p) run[p] = counts[p * static_cast<size_t>(w + 1) + static_cast<size_t>(w)];
-  auto fraction_and_error = [&](double* frac) {
+  std::vector<double> run(pieces), inv_len(pieces);
+  for (size_t p = 0; p < pieces; ++p) {
+    run[p] = counts[p * static_cast<size_t>(w + 2) + static_cast<size_t>(w)];
+    inv_len[p] = 1.0 / len[p];
+  }
+  // Recomputed only after a bin with sample keys joined the run (empty bins change
+  // nothing; the walk was 4% of a breadcrumbs merge).
+  bool stale = true;
+  double frac = 0, err = 0;
+  auto fraction_and_error = [&] {
+    if (!stale) return;
     double total = 0, sum = 0, sum2 = 0;
     for (size_t p = 0; p < pieces; ++p) {
       total += run[p];
-      const double q = run[p] / len[p];
+      const double q = run[p] * inv_len[p];
       sum += q;
       sum2 += q * q;
     }
     const double np = static_cast<double>(pieces);
-    *frac = total / ss;
+    frac = total / ss;
     const double var = std::max(0.0, (sum2 - sum * sum / np) / (np - 1));
-    return std::max(std::sqrt(var / np), std::sqrt(std::max(*frac * (1 - *frac), 1.0 / ss) / ss));
+    err = std::max(std::sqrt(var / np), std::sqrt(std::max(frac * (1 - frac), 1.0 / ss) / ss));
+    stale = false;
   };
   int top = -1, bottom = -1;
-  double frac;
   for (int b = w_hi; b >= w_lo; --b) {
     // run = keys above b: the bracket may end at b when that fraction is surely below f.
     if (b >= mid) {
-      const double err = fraction_and_error(&frac);
+      fraction_and_error();
       if (frac + 4 * err < f) top = b;  // the lowest such b >= mid wins
     }
-    for (size_t p = 0; p < pieces; ++p) run[p] += counts[p * static_cast<size_t>(w + 1) + static_cast<size_t>(b - w_lo)];
+    if ((h[static_cast<size_t>(b)] & 0xffffffffu) != 0) {
+      stale = true;
+      for (size_t p = 0; p < pieces; ++p) run[p] += counts[p * static_cast<size_t>(w + 2) + static_cast<size_t>(b - w_lo)];
+    }
     // run = keys at b or above: the bracket may start at b when that is surely above f.
     if (b <= mid && bottom < 0) {
-      const double err = fraction_and_error(&frac);
+      fraction_and_error();
       if (frac - 4 * err > f) bottom = b;
     }
   }
@@ -676,13 +747,29 @@ void TopSelector::end_sample() {
   for (uint32_t key : k) h[key >> 16] += 1 + (static_cast<uint64_t>((key & 0xffffu) != 0) << 32);
   int bottom, top;
   sure_bins(k, ends, h, &bottom, &top);
-  if (!want_bracket_) {
-    // A window sample: the histogram pass keeps per-chunk counts of these bins only.
-    const int lo = std::max(0, bottom - 2), hi = std::min(32767, top + 2);
-    if (hi - lo + 1 > static_cast<int>(kMaxWindow)) return;  // too spread: the first chunk picks one
+  bool use_window = want_window_;
+  if (want_window_ && want_bracket_) {
+    // Both wanted: a window when the sure bins' keys are mostly their bin's value (bf16
+    // task vectors: the window then decides in its pass, and scans faster than a bracket);
+    // continuous keys would need a candidate pass after it: a bracket.
+    uint64_t all = 0, with_low_bits = 0;
+    for (int b = bottom; b <= top; ++b) {
+      all += h[static_cast<size_t>(b)] & 0xffffffffu;
+      with_low_bits += h[static_cast<size_t>(b)] >> 32;
+    }
+    use_window = 16 * with_low_bits <= all;
+  }
+  const int lo = std::max(0, bottom - 2), hi = std::min(32767, top + 2);
+  if (use_window && hi - lo + 1 > static_cast<int>(kMaxWindow)) use_window = false;  // too spread
+  if (!want_bracket_ && !use_window) return;  // the histogram pass
+  if (use_window) {
+    // The first pass scans these bins (and keeps their per-chunk counts).
     win_lo_ = static_cast<uint32_t>(lo);
     win_hi_ = static_cast<uint32_t>(hi);
     win_set_ = true;
+    win_hist_.assign(static_cast<size_t>(hi - lo + 1), 0);
+    above_ = 0;
+    stage_ = kWindow;
     return;
   }
   const double ss = static_cast<double>(s);
@@ -737,6 +824,23 @@ void TopSelector::end_sample() {
 }
 
 uint64_t TopSelector::bracket_misses() { return g_bracket_misses.load(); }
+
+void TopSelector::start_histogram_passes() {
+  // Afresh: no window counts recorded meanwhile (by a leader's histogram) may count these
+  // keys twice.
+  win_set_ = false;
+  win_complete_ = true;
+  win_counts_.clear();
+  win_bytes_ = 0;
+  win_hist_ = {};
+  cand_.clear();
+  cand_.shrink_to_fit();
+  br_eq_ = {};
+  br_frac_ = {};
+  above_ = 0;
+  br_overflow_.store(false, std::memory_order_relaxed);
+  stage_ = kHi;
+}
 
 // Walks the bracket's bins from the top, each holding its equal keys (counted) and its
 // candidates (keys above the bin's value V). In the bin of the m-th key: among the
@@ -831,19 +935,7 @@ void TopSelector::resolve_bracket() {
     cut_ = TopCut{0, TopCut::All, 0, 0};
   } else {
     g_bracket_misses.fetch_add(1);
-    // The histogram passes start afresh: no window counts recorded meanwhile (by a
-    // leader's histogram) may count these keys twice.
-    win_set_ = false;
-    win_complete_ = true;
-    win_counts_.clear();
-    win_bytes_ = 0;
-    cand_.clear();
-    cand_.shrink_to_fit();
-    br_eq_ = {};
-    br_frac_ = {};
-    above_ = 0;
-    br_overflow_.store(false, std::memory_order_relaxed);
-    stage_ = kHi;
+    start_histogram_passes();
     return;
   }
   cand_.clear();

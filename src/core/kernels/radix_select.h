@@ -26,6 +26,10 @@
 // increment) and decides in that one pass. A bracket that misses the m-th key, or that
 // holds more than max_candidates keys, costs one wasted pass: the histogram passes
 // follow, exact either way.
+// A window sample (enable_window_sample, without a bracket) makes the first pass a window
+// scan instead (kernels/window_scan.h): the keys above the sample's sure bins are counted
+// and only those inside are histogrammed; it decides as pass 1 does when the m-th key
+// falls inside, and a miss costs one wasted pass (then the histogram passes).
 // So 1 pass when the first pass decides (bf16-sourced keys, B inside the window, or no
 // cut through B), 2 in general, 3 in the fallback. Callers carry the rank counter
 // across the blocks of a chunk: equal_before() is exact at the first block of every
@@ -73,7 +77,7 @@ struct TopCut {
 
 class TopSelector {
  public:
-  enum Stage { kHi, kBracket, kCand, kLo, kEq, kDone };
+  enum Stage { kHi, kBracket, kWindow, kCand, kLo, kEq, kDone };
   static constexpr uint64_t kMaxCandidates = uint64_t{1} << 22;
   // Tensors of at most this many keys skip the histogram: all keys are candidates.
   static constexpr uint64_t kSmall = 65536;
@@ -99,10 +103,14 @@ class TopSelector {
 
   // Bracketing (see above); a no-op for small tensors and value-only queries.
   void enable_bracket() { want_bracket_ = !small_ && !values_only_; }
-  // Without a bracket: the sample only picks the window of bins whose per-chunk counts the
-  // histogram pass keeps (the bins that surely hold the m-th key). Else the first chunk's
-  // histogram picks it, which must then be wide (one chunk is a few rows, unlike the
-  // tensor): up to kMaxWindow bins per chunk, most of a breadcrumbs merge's page faults.
+  // Without a bracket: the sample places a window of bins that surely holds the m-th key,
+  // and the first pass is a window scan (see above; no candidates, unlike a bracket). The
+  // window's per-chunk counts give the ranks among equal keys. Without a sample the first
+  // chunk's histogram picks that window, which must then be wide (one chunk is a few rows,
+  // unlike the tensor): up to kMaxWindow bins per chunk. With enable_bracket too, the
+  // sample chooses: a window when the keys of its sure bins are mostly their bin's value
+  // (bf16 task vectors), else a bracket (continuous keys: the window would need a
+  // candidate pass after it).
   void enable_window_sample() { want_window_ = !small_ && !values_only_; }
   // Keys wanted in the sample; 0 when neither applies (then no sample needed).
   uint64_t bracket_sample_size() const;
@@ -125,12 +133,12 @@ class TopSelector {
     bool fresh = false;                       // the borrowed histogram was all zero
     std::vector<uint64_t> before;             // its window bins when borrowed
     std::vector<uint64_t> follower_before;    // the same for the follower's window
-    std::vector<uint64_t> hist;               // kLo
+    std::vector<uint64_t> hist;               // kLo; kWindow: the window's bins
     std::vector<uint64_t> cand;
     std::vector<uint64_t> scratch;  // branch-free compaction buffer (kCand)
     std::vector<uint32_t> keys;     // observe_delta outside the histogram pass
     uint64_t first_block = ~uint64_t{0};  // first block observed since the last commit
-    uint64_t above = 0;                   // kBracket: keys above the bracket
+    uint64_t above = 0;                   // kBracket / kWindow: keys above it
   };
   // keys[i] is the key of element first_index + i, inside reduction block `block`.
   void observe(Local& local, uint64_t block, uint64_t first_index, const uint32_t* keys, size_t n);
@@ -163,10 +171,16 @@ class TopSelector {
   void resolve_cand();
   void resolve_lo();
   void resolve_bracket();
+  void resolve_window();
+  // The m-th key is in bin `bin`, below `above` keys; the bin holds in_bin keys, above_v
+  // of them with low bits set: the threshold, or the pass that finds it.
+  void decide_in_bin(uint32_t bin, uint64_t above, uint64_t in_bin, uint64_t above_v);
+  void start_histogram_passes();  // after a bracket or window that missed
   void observe_bracket(Local& local, uint64_t block, const BracketCounts& counts, size_t kept);
   void after_threshold(uint64_t equal);
   void borrow(Local& local);
   void record_window(const Local& local, const std::vector<uint64_t>& before);
+  void record_window_counts(uint64_t first_block, const uint64_t* packed);
   std::vector<uint64_t> window_bins(const uint64_t* hist) const;
   void gather();
   bool ranks_from_window(uint32_t bin);
@@ -203,6 +217,7 @@ class TopSelector {
   TopSelector* follower_ = nullptr;
   uint32_t win_lo_ = 0, win_hi_ = 0;
   std::vector<std::pair<uint64_t, std::vector<uint32_t>>> win_counts_;
+  std::vector<uint64_t> win_hist_;  // kWindow: the tensor's counts of the window's bins
   uint64_t win_bytes_ = 0;  // of win_counts_, so far
   static constexpr uint32_t kMaxWindow = 4096;                   // bins
   static constexpr uint64_t kWindowBudget = uint64_t{32} << 20;  // bytes of window counts

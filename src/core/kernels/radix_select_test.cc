@@ -349,7 +349,9 @@ TEST(RadixSelect, WindowSamplePlacesBothCutsWindows) {
     }
     keep.end_sample();
     drop.end_sample();
-    ASSERT_EQ(keep.stage(), TopSelector::kHi);  // a window sample brackets nothing
+    ASSERT_EQ(keep.stage(), TopSelector::kWindow);
+    ASSERT_EQ(drop.stage(), TopSelector::kWindow);
+    const uint64_t misses = TopSelector::bracket_misses();
     std::vector<uint64_t> order(blocks);
     std::iota(order.begin(), order.end(), 0);
     int passes = 0;
@@ -372,8 +374,42 @@ TEST(RadixSelect, WindowSamplePlacesBothCutsWindows) {
     const std::string what = std::string(c.sample == &keys ? "own sample" : "unlike sample") +
                              " budget " + std::to_string(c.budget);
     EXPECT_EQ(passes, c.passes) << what;
+    EXPECT_EQ(TopSelector::bracket_misses() - misses, c.sample == &keys ? 0u : 2u) << what;
     for (auto [sel, m] : {std::pair<TopSelector*, uint64_t>{&keep, m_keep}, {&drop, m_drop}})
       EXPECT_EQ(applied_selection(*sel, keys, block), select_reference(keys, m)) << what << " m " << m;
+  }
+}
+
+// TIES asks for both: the sample picks a window for keys that are mostly their bin's
+// value, a bracket for continuous keys; one pass and the exact set either way.
+TEST(RadixSelect, SampleChoosesWindowOrBracket) {
+  std::mt19937 rng(16);
+  const uint64_t n = 300000, block = 65536, blocks = (n + block - 1) / block;
+  std::normal_distribution<float> nd(0, 1);
+  for (bool round : {true, false}) {
+    std::vector<uint32_t> keys(n);
+    for (auto& k : keys) k = abs_key(nd(rng)) & (round ? 0xffff0000u : 0xffffffffu);
+    const uint64_t m = n / 2;
+    TopSelector sel(n, m, blocks, true, false);
+    sel.set_small_limit(0);
+    sel.enable_bracket();
+    sel.enable_window_sample();
+    for (const auto& [begin, count] : sample_pieces(n, sel.bracket_sample_size())) sel.sample(keys.data() + begin, count);
+    sel.end_sample();
+    EXPECT_EQ(sel.stage(), round ? TopSelector::kWindow : TopSelector::kBracket);
+    int passes = 0;
+    while (sel.stage() != TopSelector::kDone) {
+      for (uint64_t b = 0; b < blocks; ++b) {
+        TopSelector::Local l;
+        const uint64_t first = b * block, cnt = std::min(block, n - first);
+        sel.observe(l, b, first, keys.data() + first, cnt);
+        sel.commit(l);
+      }
+      sel.finish_pass();
+      ++passes;
+    }
+    EXPECT_EQ(passes, 1) << round;
+    EXPECT_EQ(applied_selection(sel, keys, block), select_reference(keys, m)) << round;
   }
 }
 

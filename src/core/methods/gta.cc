@@ -264,7 +264,9 @@ class GtaMerger final : public TensorMerger {
                                 "filtered density for small tensors",
                                 m.rho, n_));
         m.keep_top = std::make_unique<TopSelector>(n_, static_cast<uint64_t>(kf), blocks, true, false);
+        // The sample chooses: a window scan for keys of bf16 task vectors, else a bracket.
         m.keep_top->enable_bracket();
+        m.keep_top->enable_window_sample();
         break;
       }
       case Sparsifier::Outliers: {

@@ -1,0 +1,35 @@
+// The first pass of a top-k selection whose threshold bin a sample has placed
+// (kernels/radix_select.h, enable_window_sample): instead of a 32768-bin histogram of
+// every key's high 16 bits (a scattered increment per key), one scan that
+//   - counts the keys above the window's bins, and
+//   - histograms only the keys inside them (a few percent: the window holds the sample's
+//     ranks m/n +- 4 standard errors), in the first pass's packing: per bin,
+//     count | (count of keys with low 16 bits set) << 32.
+// Keys below the window are only skipped. Keys are abs_key() bit patterns (< 2^31). An
+// AVX-512 kernel (compares, in-register compress of the keys inside) with a portable
+// fallback; both give the same counts.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace amalgam {
+
+// Bins [lo_bin, hi_bin] of the high 16 key bits (hi_bin < 32768).
+struct KeyWindow {
+  uint32_t lo_bin = 0, hi_bin = 0;
+  uint32_t width() const { return hi_bin - lo_bin + 1; }
+};
+
+// hist[bin - lo_bin] += 1 + (low bits set) << 32 for the keys inside; *above += keys above.
+void window_scan_keys(const uint32_t* keys, size_t n, KeyWindow w, uint64_t* hist, uint64_t* above);
+// The same for keys abs_key(x[i] - b[i]), from f32 or from bf16 bits.
+void window_scan_delta(const float* x, const float* b, size_t n, KeyWindow w, uint64_t* hist, uint64_t* above);
+void window_scan_delta(const uint16_t* x, const uint16_t* b, size_t n, KeyWindow w, uint64_t* hist,
+                       uint64_t* above);
+
+// Portable versions (used by the above without AVX-512; tests compare them).
+void window_scan_keys_portable(const uint32_t* keys, size_t n, KeyWindow w, uint64_t* hist, uint64_t* above);
+void window_scan_delta_portable(const uint16_t* x, const uint16_t* b, size_t n, KeyWindow w, uint64_t* hist,
+                                uint64_t* above);
+
+}  // namespace amalgam
