@@ -340,20 +340,22 @@ class Scheduler {
   // The merger's sample (methods/method.h): pieces spread over the tensor, read into the
   // worker's input buffers before the first pass.
   uint64_t take_sample(TensorTask& task, WorkerBuffers& buf) {
-    const uint64_t want = task.merger->sample_elements();
-    if (want == 0) return 0;
     const size_t n = task.inputs.size();
     uint64_t read = 0;
-    for (const auto& [begin, count] : sample_pieces(shape_numel(task.planned->job.shape), want)) {
-      if (buf.in.size() < n * count) buf.in.resize(n * count);
-      for (size_t i = 0; i < n; ++i) {
-        float* dst = buf.in.data() + i * count;
-        read += task.inputs[i].read(begin, count, dst, buf.segments, buf.scratch);
-        buf.ptrs[i] = dst;
+    for (int round = 0; round < kMaxSampleRounds; ++round) {
+      const uint64_t want = task.merger->sample_elements();
+      if (want == 0) break;
+      for (const auto& [begin, count] : sample_pieces(shape_numel(task.planned->job.shape), want)) {
+        if (buf.in.size() < n * count) buf.in.resize(n * count);
+        for (size_t i = 0; i < n; ++i) {
+          float* dst = buf.in.data() + i * count;
+          read += task.inputs[i].read(begin, count, dst, buf.segments, buf.scratch);
+          buf.ptrs[i] = dst;
+        }
+        task.merger->observe_sample(Chunk{begin, count, std::span<const float* const>(buf.ptrs.data(), n)});
       }
-      task.merger->observe_sample(Chunk{begin, count, std::span<const float* const>(buf.ptrs.data(), n)});
+      task.merger->sample_done();
     }
-    task.merger->sample_done();
     return read;
   }
 

@@ -108,14 +108,16 @@ class TopSelector {
   // window's per-chunk counts give the ranks among equal keys. Without a sample the first
   // chunk's histogram picks that window, which must then be wide (one chunk is a few rows,
   // unlike the tensor): up to kMaxWindow bins per chunk. With enable_bracket too, the
-  // sample chooses: a window when the keys of its sure bins are mostly their bin's value
-  // (bf16 task vectors), else a bracket (continuous keys: the window would need a
-  // candidate pass after it).
+  // window's sample chooses: a window when the keys of its sure bins are mostly their
+  // bin's value (bf16 task vectors), else a bracket (continuous keys: the window would
+  // need a candidate pass after it), which then takes a sample of its own.
   void enable_window_sample() { want_window_ = !small_ && !values_only_; }
-  // Keys wanted in the sample; 0 when neither applies (then no sample needed).
+  // Keys wanted in the sample; 0 when neither applies (then no sample needed), or when
+  // the sample has been taken. With both enabled, a window's (smaller) sample comes first;
+  // when it chooses a bracket, this asks again, for the bracket's sample.
   uint64_t bracket_sample_size() const;
   // Feed the sample (one thread, before the first pass; one call per piece of
-  // neighbouring keys), then end_sample().
+  // neighbouring keys), then end_sample(); again while bracket_sample_size() > 0.
   void sample(const uint32_t* keys, size_t n);
   void end_sample();
   // Bracketed first passes that missed (process-wide, for tests and diagnostics).
@@ -193,6 +195,8 @@ class TopSelector {
   bool small_ = false;
   bool full_keys_ = false;  // cand_ packs whole keys (small tensors, brackets)
   bool want_bracket_ = false, want_window_ = false;
+  bool bracket_round_ = false;  // both wanted, the window's sample chose a bracket: its sample next
+  bool sampled_ = false;        // no (further) sample wanted
   std::vector<uint32_t> sample_keys_;     // bracket sample, piece after piece
   std::vector<size_t> sample_pieces_;     // end of each piece in sample_keys_
   Bracket br_;                         // kBracket: where the bracket lies

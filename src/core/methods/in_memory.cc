@@ -64,7 +64,9 @@ std::vector<float> merge_in_memory(const MergeMethod& method, const TensorJob& j
     ch.inputs = std::span<const float* const>(ptrs.data(), ptrs.size());
     return ch;
   };
-  if (const uint64_t want = merger->sample_elements()) {
+  for (int round = 0; round < kMaxSampleRounds; ++round) {
+    const uint64_t want = merger->sample_elements();
+    if (want == 0) break;
     std::vector<const float*> ptrs(inputs.size());
     for (const auto& [begin, count] : sample_pieces(n, want)) {
       for (size_t i = 0; i < inputs.size(); ++i) ptrs[i] = inputs[i].data() + begin;

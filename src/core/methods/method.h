@@ -94,7 +94,9 @@ class TensorMerger {
   virtual uint64_t row_length() const { return 1; }
   // An optional sample before pass 0 (e.g. to bracket a selection threshold): when
   // sample_elements() > 0, observe_sample() gets the pieces of sample_pieces() (one
-  // thread, in order), then sample_done(). Only the speed may depend on the sample.
+  // thread, in order), then sample_done(); then again while sample_elements() > 0 (a
+  // first sample may ask for a larger one), at most kMaxSampleRounds times. Only the
+  // speed may depend on the sample.
   virtual uint64_t sample_elements() const { return 0; }
   virtual void observe_sample(const Chunk& piece) {}
   virtual void sample_done() {}
@@ -140,6 +142,7 @@ uint64_t reduction_block(uint64_t row_length);
 // runs of 1024 elements (128 from 2^20 elements on) spread evenly from the first element
 // to the last.
 std::vector<std::pair<uint64_t, uint64_t>> sample_pieces(uint64_t n, uint64_t want);
+inline constexpr int kMaxSampleRounds = 3;
 
 const MergeMethod* find_method(std::string_view name);  // nullptr if unknown
 std::vector<std::string> method_names();
