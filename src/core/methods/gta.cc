@@ -364,6 +364,12 @@ class GtaMerger final : public TensorMerger {
   // mask[i] in {0, 1} for elements [g, g + n) (global index g) with deltas d.
   void compute_mask(const ModelState& m, uint64_t g, const float* d, size_t n, Ranks& r,
                     float* mask, uint32_t* keys, float* tmp) const;
+  // DELLA's keep probability p[i] of each element of whole slabs, from its keys' ranks.
+  void della_probabilities(const ModelState& m, const uint32_t* keys, size_t n, float* p) const;
+  // DELLA's draw (compute_mask's Della case with Philox) on whole words.
+  bool della_words(const ModelState& m, uint64_t g, size_t n) const {
+    return kind_.sparsifier == Sparsifier::Della && m.kept_bits && !m.zero && !job_.masks && whole_words(g, n);
+  }
 
   // accumulate() (X = float) and accumulate_bf16() (X = bf16 bits): one body each.
   template <class X>
@@ -418,35 +424,7 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
         std::fill(mask, mask + n, 0.0f);
         return;
       }
-      // n is a whole number of slabs; rank each group (axis-1 fibre) by ascending |delta|,
-      // ties by lower index (§8.4), p = (rho - eps) + 2 eps (r - 1)/(C - 1) (§5.2.1, §8.6).
-      thread_local RankScratch scratch;
-      thread_local std::vector<uint32_t> gk;
-      // The probability table only depends on (C, rho, eps): rebuilt when those change.
-      thread_local std::vector<float> ptab;
-      thread_local uint64_t ptab_c = 0;
-      thread_local double ptab_rho = -1, ptab_eps = -1;
-      const uint64_t C = group_len_;
-      if (ptab_c != C || ptab_rho != m.rho || ptab_eps != m.eps || ptab.size() != C) {
-        ptab.resize(C);
-        const double lo = m.rho - m.eps, span = 2 * m.eps;
-        for (uint64_t q = 0; q < C; ++q)
-          ptab[q] = static_cast<float>(C == 1 ? m.rho : lo + span * (static_cast<double>(q) / (C - 1)));
-        ptab_c = C;
-        ptab_rho = m.rho;
-        ptab_eps = m.eps;
-      }
-      if (stride_ == 1) {
-        rank_lookup_rows(keys, n / C, C, ptab.data(), tmp, scratch);
-      } else {
-        for (uint64_t s0 = 0; s0 < n; s0 += slab_) {
-          gk.resize(C);
-          for (uint64_t j = 0; j < stride_; ++j) {
-            for (uint64_t c = 0; c < C; ++c) gk[c] = keys[s0 + j + c * stride_];
-            rank_lookup(gk.data(), C, ptab.data(), tmp + s0 + j, stride_, scratch);
-          }
-        }
-      }
+      della_probabilities(m, keys, n, tmp);
       if (job_.masks) {
         for (size_t i = 0; i < n; ++i) mask[i] = job_.masks->keep(m.ordinal, g + i, tmp[i]) ? 1.0f : 0.0f;
       } else {
@@ -460,6 +438,38 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
     case Sparsifier::None:
       std::fill(mask, mask + n, 1.0f);
       return;
+  }
+}
+
+void GtaMerger::della_probabilities(const ModelState& m, const uint32_t* keys, size_t n, float* p) const {
+  // n is a whole number of slabs; rank each group (axis-1 fibre) by ascending |delta|,
+  // ties by lower index (§8.4), p = (rho - eps) + 2 eps (r - 1)/(C - 1) (§5.2.1, §8.6).
+  thread_local RankScratch scratch;
+  thread_local std::vector<uint32_t> gk;
+  // The probability table only depends on (C, rho, eps): rebuilt when those change.
+  thread_local std::vector<float> ptab;
+  thread_local uint64_t ptab_c = 0;
+  thread_local double ptab_rho = -1, ptab_eps = -1;
+  const uint64_t C = group_len_;
+  if (ptab_c != C || ptab_rho != m.rho || ptab_eps != m.eps || ptab.size() != C) {
+    ptab.resize(C);
+    const double lo = m.rho - m.eps, span = 2 * m.eps;
+    for (uint64_t q = 0; q < C; ++q)
+      ptab[q] = static_cast<float>(C == 1 ? m.rho : lo + span * (static_cast<double>(q) / (C - 1)));
+    ptab_c = C;
+    ptab_rho = m.rho;
+    ptab_eps = m.eps;
+  }
+  if (stride_ == 1) {
+    rank_lookup_rows(keys, n / C, C, ptab.data(), p, scratch);
+  } else {
+    for (uint64_t s0 = 0; s0 < n; s0 += slab_) {
+      gk.resize(C);
+      for (uint64_t j = 0; j < stride_; ++j) {
+        for (uint64_t c = 0; c < C; ++c) gk[c] = keys[s0 + j + c * stride_];
+        rank_lookup(gk.data(), C, ptab.data(), p + s0 + j, stride_, scratch);
+      }
+    }
   }
 }
 
@@ -576,6 +586,14 @@ void GtaMerger::accumulate_rescale(uint64_t begin, uint64_t count_all, std::span
           // task_vector + compute_mask + store_mask + sum_abs_pair_f64, the same bits.
           philox_uniforms(rng_key_, m.ordinal, first + t, n, tmp.data());
           bernoulli_bits(tmp.data(), static_cast<float>(m.rho), n / 64, words.data());
+          store_words(m, first + t, words.data(), n / 64);
+          sum_abs_delta_bits_f64(in[m.input] + off, base, words.data(), n, &all, &kept);
+        } else if (della_words(m, first + t, n)) {
+          // The same for DELLA: its ranks' probabilities, the draw as bits, the sums.
+          delta_keys_only(in[m.input] + off, in[base_] + off, n, keys.data());
+          della_probabilities(m, keys.data(), n, tmp.data());
+          philox_uniforms(rng_key_, m.ordinal, first + t, n, d.data());
+          bernoulli_bits_v(d.data(), tmp.data(), n / 64, words.data());
           store_words(m, first + t, words.data(), n / 64);
           sum_abs_delta_bits_f64(in[m.input] + off, base, words.data(), n, &all, &kept);
         } else {

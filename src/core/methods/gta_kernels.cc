@@ -115,15 +115,28 @@ __attribute__((target("avx512f"))) static void pack_words_avx512(const float* ma
     out[w] = v;
   }
 }
+// Bit j of out[w] = u[64 w + j] < p_at(64 w + j) (16 lanes of p from p_at(offset)).
+template <class PAt>
+__attribute__((target("avx512f"), always_inline)) inline void less_words_avx512(const float* u, PAt p_at, size_t words,
+                                                                               uint64_t* out) {
+  for (size_t w = 0; w < words; ++w) {
+    uint64_t v = 0;
+    for (int q = 0; q < 4; ++q) {
+      const size_t at = 64 * w + 16 * static_cast<size_t>(q);
+      v |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(u + at), p_at(at), _CMP_LT_OQ)) << (16 * q);
+    }
+    out[w] = v;
+  }
+}
 __attribute__((target("avx512f"))) static void bernoulli_words_avx512(const float* u, float p, size_t words,
                                                                       uint64_t* out) {
   const __m512 vp = _mm512_set1_ps(p);
-  for (size_t w = 0; w < words; ++w) {
-    uint64_t v = 0;
-    for (int q = 0; q < 4; ++q)
-      v |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(u + 64 * w + 16 * q), vp, _CMP_LT_OQ)) << (16 * q);
-    out[w] = v;
-  }
+  less_words_avx512(u, [vp](size_t) __attribute__((target("avx512f"))) { return vp; }, words, out);
+}
+__attribute__((target("avx512f"))) static void bernoulli_words_v_avx512(const float* u, const float* p, size_t words,
+                                                                        uint64_t* out) {
+  less_words_avx512(u, [p](size_t at) __attribute__((target("avx512f"))) { return _mm512_loadu_ps(p + at); }, words,
+                    out);
 }
 __attribute__((target("avx512f"))) static void unpack_words_avx512(const uint64_t* in, size_t words, float* mask) {
   const __m512 one = _mm512_set1_ps(1.0f);
@@ -136,6 +149,7 @@ __attribute__((target("avx512f"))) static void unpack_words_avx512(const uint64_
 static void pack_words_avx512(const float*, size_t, uint64_t*) {}
 static void unpack_words_avx512(const uint64_t*, size_t, float*) {}
 static void bernoulli_words_avx512(const float*, float, size_t, uint64_t*) {}
+static void bernoulli_words_v_avx512(const float*, const float*, size_t, uint64_t*) {}
 #endif
 
 void bernoulli_bits(const float* u, float p, size_t words, uint64_t* out) {
@@ -145,6 +159,17 @@ void bernoulli_bits(const float* u, float p, size_t words, uint64_t* out) {
   for (size_t w = 0; w < words; ++w) {
     uint64_t v = 0;
     for (size_t j = 0; j < 64; ++j) v |= static_cast<uint64_t>(u[64 * w + j] < p) << j;
+    out[w] = v;
+  }
+}
+
+void bernoulli_bits_v(const float* u, const float* p, size_t words, uint64_t* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx512f()) return bernoulli_words_v_avx512(u, p, words, out);
+#endif
+  for (size_t w = 0; w < words; ++w) {
+    uint64_t v = 0;
+    for (size_t j = 0; j < 64; ++j) v |= static_cast<uint64_t>(u[64 * w + j] < p[64 * w + j]) << j;
     out[w] = v;
   }
 }

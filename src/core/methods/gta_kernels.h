@@ -31,6 +31,8 @@ void pack_mask_words(const float* mask, size_t words, uint64_t* out);
 void unpack_mask_words(const uint64_t* in, size_t words, float* mask);
 // bernoulli_mask(u, p) packed: bit j of out[w] = u[64 w + j] < p.
 void bernoulli_bits(const float* u, float p, size_t words, uint64_t* out);
+// bernoulli_mask_v(u, p) packed: bit j of out[w] = u[64 w + j] < p[64 w + j].
+void bernoulli_bits_v(const float* u, const float* p, size_t words, uint64_t* out);
 // e = w * ((d * mask) * s) with d = x - b and mask the bits (bit j of words[g / 64] for
 // element g = 64 w + j): delta_only + unpack_mask_words + weigh in one loop, the same
 // bits. n is a multiple of 64.

@@ -171,6 +171,14 @@ TEST(GtaKernels, DareBitKernelsEqualTheirFloatMaskSteps) {
     pack_mask_words(mask.data(), words, want_bits.data());
     bernoulli_bits(uni.data(), p, words, got_bits.data());
     ASSERT_EQ(want_bits, got_bits) << p;
+    // Per-element probabilities (DELLA): around p, and exactly the draws themselves.
+    std::vector<float> pv(n), mask_v(n);
+    std::vector<uint64_t> want_v(words), got_v(words);
+    for (size_t i = 0; i < n; ++i) pv[i] = i % 7 == 0 ? uni[i] : std::clamp(p + 0.2f * (u(rng) - 0.5f), 0.0f, 1.0f);
+    bernoulli_mask_v(uni.data(), pv.data(), n, mask_v.data());
+    pack_mask_words(mask_v.data(), words, want_v.data());
+    bernoulli_bits_v(uni.data(), pv.data(), words, got_v.data());
+    ASSERT_EQ(want_v, got_v) << p;
     for (float s : {1.0f, 1.7f})
       for (float w : {0.5f, -1.25f}) {
         delta_only(x.data(), b.data(), n, e_want.data());

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/philox.h"
 #include "methods/test_util.h"
 
 namespace amalgam {
@@ -176,50 +177,72 @@ class PatternMasks : public MaskSource {
 };
 
 // DELLA keeps its masks as bits between the rescale pass and the merge (whole 64-bit
-// words per row where rows are multiples of 64, also rows longer than a tile): with
-// injected masks the merge equals weighted, masked, L1-rescaled deltas under the TIES
-// consensus, for rows of 896, 1088 (past one 1024-element tile) and 100 (words shared
-// between rows), in chunks of one row and of the whole tensor.
+// words per row where rows are multiples of 64, also rows longer than a tile): the merge
+// equals weighted, masked, L1-rescaled deltas under the TIES consensus, for rows of 896,
+// 1088 (past one 1024-element tile) and 100 (words shared between rows), in chunks of one
+// row and of the whole tensor. Masks injected, and drawn by Philox: then the reference
+// draws them itself (u < p of the element's rank in its row, METHODS.md §5.2.1, §8.6),
+// which checks the bit kernels of the rescale pass (rows of multiples of 64) and the
+// float-mask path (rows of 100) against the same independent draw.
 TEST(GtaReference, DellaStoredMaskBitsApplyToTheirElements) {
-  for (int64_t cols : {int64_t{896}, int64_t{1088}, int64_t{100}}) {
-    const int64_t rows = 40;
-    const size_t n = static_cast<size_t>(rows * cols), M = 2;
-    auto in = random_models(M + 1, n, 26, 0.01f, true);
-    const std::vector<float> w = {0.6f, 0.9f};
-    PatternMasks pattern;
-    std::vector<std::vector<uint8_t>> masks(M, std::vector<uint8_t>(n));
-    std::vector<float> scale(M);
-    for (size_t k = 0; k < M; ++k) {
-      double all = 0, kept = 0;
-      for (size_t i = 0; i < n; ++i) {
-        masks[k][i] = pattern.keep(k, i, 0.5);
-        const double d = std::fabs(static_cast<double>(in[k + 1][i] - in[0][i]));
-        all += d;
-        kept += masks[k][i] ? d : 0.0;
-      }
-      scale[k] = static_cast<float>(all / kept);
-    }
-    std::vector<float> want(n);
-    for (size_t i = 0; i < n; ++i) {
-      float e[M], S = 0, D = 0, Z = 0;
+  for (bool drawn : {false, true})
+    for (int64_t cols : {int64_t{896}, int64_t{1088}, int64_t{100}}) {
+      const int64_t rows = 40;
+      const size_t n = static_cast<size_t>(rows * cols), M = 2;
+      auto in = random_models(M + 1, n, 26, 0.01f, true);
+      const std::vector<float> w = {0.6f, 0.9f};
+      const double rho = 0.5, eps = 0.15;
+      auto job = make_job({rows, cols}, M + 1, 0,
+                          {{}, {{"weight", w[0]}, {"density", rho}}, {{"weight", w[1]}, {"density", rho}}});
+      PatternMasks pattern;
+      if (!drawn) job.masks = &pattern;
+      std::vector<std::vector<uint8_t>> masks(M, std::vector<uint8_t>(n));
+      std::vector<float> scale(M);
+      const size_t C = static_cast<size_t>(cols);
       for (size_t k = 0; k < M; ++k) {
-        e[k] = w[k] * ((in[k + 1][i] - in[0][i]) * (masks[k][i] ? 1.0f : 0.0f) * scale[k]);
-        S += e[k];
+        if (drawn) {
+          std::vector<float> u(n);
+          philox_uniforms(philox_tensor_key(job.seed, job.name), static_cast<uint32_t>(k), 0, n, u.data());
+          for (size_t r = 0; r < static_cast<size_t>(rows); ++r) {
+            std::vector<size_t> order(C);
+            std::iota(order.begin(), order.end(), r * C);
+            std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+              return std::fabs(in[k + 1][a] - in[0][a]) < std::fabs(in[k + 1][b] - in[0][b]);
+            });
+            for (size_t q = 0; q < C; ++q) {
+              const float p = static_cast<float>(rho - eps + 2 * eps * (static_cast<double>(q) / (C - 1)));
+              masks[k][order[q]] = u[order[q]] < p;
+            }
+          }
+        }
+        double all = 0, kept = 0;
+        for (size_t i = 0; i < n; ++i) {
+          if (!drawn) masks[k][i] = pattern.keep(k, i, 0.5);
+          const double d = std::fabs(static_cast<double>(in[k + 1][i] - in[0][i]));
+          all += d;
+          kept += masks[k][i] ? d : 0.0;
+        }
+        scale[k] = static_cast<float>(all / kept);
       }
-      for (size_t k = 0; k < M; ++k)
-        if (S >= 0 ? e[k] > 0 : e[k] < 0) D += e[k], Z += w[k];
-      want[i] = in[0][i] + D / (Z == 0 ? 1.0f : Z);
+      std::vector<float> want(n);
+      for (size_t i = 0; i < n; ++i) {
+        float e[M], S = 0, D = 0, Z = 0;
+        for (size_t k = 0; k < M; ++k) {
+          e[k] = w[k] * ((in[k + 1][i] - in[0][i]) * (masks[k][i] ? 1.0f : 0.0f) * scale[k]);
+          S += e[k];
+        }
+        for (size_t k = 0; k < M; ++k)
+          if (S >= 0 ? e[k] > 0 : e[k] < 0) D += e[k], Z += w[k];
+        want[i] = in[0][i] + D / (Z == 0 ? 1.0f : Z);
+      }
+      for (uint64_t chunk : {static_cast<uint64_t>(cols), uint64_t{1} << 20}) {
+        const std::vector<float> got = merge_in_memory(*find_method("della"), job, in, chunk, 2);
+        ASSERT_EQ(got.size(), n);
+        for (size_t i = 0; i < n; ++i)  // the scales' f64 sums add in another order: 1e-6
+          ASSERT_NEAR(got[i], want[i], 1e-6f * (1.0f + std::fabs(want[i])))
+              << (drawn ? "drawn " : "injected ") << cols << " " << chunk << " " << i;
+      }
     }
-    auto job = make_job({rows, cols}, M + 1, 0,
-                        {{}, {{"weight", w[0]}, {"density", 0.5}}, {{"weight", w[1]}, {"density", 0.5}}});
-    job.masks = &pattern;
-    for (uint64_t chunk : {static_cast<uint64_t>(cols), uint64_t{1} << 20}) {
-      const std::vector<float> got = merge_in_memory(*find_method("della"), job, in, chunk, 2);
-      ASSERT_EQ(got.size(), n);
-      for (size_t i = 0; i < n; ++i)  // the scales' f64 sums add in another order: 1e-6
-        ASSERT_NEAR(got[i], want[i], 1e-6f * (1.0f + std::fabs(want[i]))) << cols << " " << chunk << " " << i;
-    }
-  }
 }
 
 }  // namespace
