@@ -1,25 +1,13 @@
 // bracket_scan: see bracket_scan.h.
 #include "kernels/bracket_scan.h"
 
-#include <cstring>
-
-#include "kernels/convert.h"
+#include "kernels/avx512_keys.h"
 #include "kernels/simd.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define AMALGAM_BRACKET_AVX512 1
-#endif
 
 namespace amalgam {
 namespace {
-
-inline uint32_t delta_key(float x, float b) {
-  const float d = x - b;
-  uint32_t u;
-  std::memcpy(&u, &d, 4);
-  return u & 0x7fffffffu;
-}
+using keys::delta_key;
+using keys::Input;
 
 // Every element is written at out[kept]; only candidates advance kept (no branch).
 template <class KeyAt>
@@ -50,7 +38,7 @@ inline size_t scan_portable(size_t n, const Bracket& br, uint64_t first_index, u
   return kept;
 }
 
-#ifdef AMALGAM_BRACKET_AVX512
+#ifdef AMALGAM_AVX512_KEYS
 // GCC 12's avx512fintrin.h builds results from _mm512_undefined_*() and warns about
 // itself when inlined (a known false positive; see also philox.cc).
 #pragma GCC diagnostic push
@@ -73,12 +61,7 @@ __attribute__((target("avx512f"))) inline void flush_fields(__m512i& fields, uin
 // pairs of each 128-bit lane from unpacklo and the odd pairs from unpackhi, and stored
 // whole (a compress-store to memory is slow on Zen 4). Keys: given (kKeys), or abs_key of
 // x - b from f32 (kDeltaF32) or bf16 bits (kDeltaBf16, widened in registers).
-enum ScanInput { kKeys, kDeltaF32, kDeltaBf16 };
-__attribute__((target("avx512f"))) inline __m512 load16_bf16(const uint16_t* p) {
-  return _mm512_castsi512_ps(
-      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-}
-template <ScanInput kIn>
+template <Input kIn>
 __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const void* b, size_t n, const Bracket& br,
                                                       uint64_t first_index, uint64_t* out, BracketCounts* counts) {
   const uint32_t lo = br.lo, hi = br.hi, eq_bin = br.eq_bin;
@@ -100,18 +83,7 @@ __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const void*
   __m512i ffields = _mm512_setzero_si512(), ffields_hi = _mm512_setzero_si512();  // keys with low bits
   __m512i above = _mm512_setzero_si512();  // per lane: n / 16 < 2^27
   for (; i + 16 <= n; i += 16) {
-    __m512i k;
-    if constexpr (kIn == kDeltaF32) {
-      const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(static_cast<const float*>(a) + i),
-                                     _mm512_loadu_ps(static_cast<const float*>(b) + i));
-      k = _mm512_and_si512(_mm512_castps_si512(d), abs_mask);
-    } else if constexpr (kIn == kDeltaBf16) {
-      const __m512 d = _mm512_sub_ps(load16_bf16(static_cast<const uint16_t*>(a) + i),
-                                     load16_bf16(static_cast<const uint16_t*>(b) + i));
-      k = _mm512_and_si512(_mm512_castps_si512(d), abs_mask);
-    } else {
-      k = _mm512_loadu_si512(static_cast<const uint32_t*>(a) + i);
-    }
+    const __m512i k = keys::keys16<kIn>(a, b, i);
     above = _mm512_mask_add_epi32(above, _mm512_cmpgt_epu32_mask(k, vhi), above, one);
     const __mmask16 in = _mm512_cmple_epu32_mask(_mm512_sub_epi32(k, vlo), vspan);
     const __mmask16 frac = _mm512_test_epi32_mask(k, low_mask);  // low bits set
@@ -156,22 +128,8 @@ __attribute__((target("avx512f"))) size_t scan_avx512(const void* a, const void*
     counts->equal[j] += eq[j];
     counts->frac[j] += fr[j];
   }
-  size_t tail;
-  if constexpr (kIn == kDeltaF32) {
-    const float* x = static_cast<const float*>(a) + i;
-    const float* bb = static_cast<const float*>(b) + i;
-    tail = scan_portable(n - i, br, first_index + i, out + kept, counts,
-                         [x, bb](size_t t) { return delta_key(x[t], bb[t]); });
-  } else if constexpr (kIn == kDeltaBf16) {
-    const uint16_t* x = static_cast<const uint16_t*>(a) + i;
-    const uint16_t* bb = static_cast<const uint16_t*>(b) + i;
-    tail = scan_portable(n - i, br, first_index + i, out + kept, counts,
-                         [x, bb](size_t t) { return delta_key(load_bf16(x[t]), load_bf16(bb[t])); });
-  } else {
-    const uint32_t* keys = static_cast<const uint32_t*>(a) + i;
-    tail = scan_portable(n - i, br, first_index + i, out + kept, counts,
-                         [keys](size_t t) { return keys[t]; });
-  }
+  const size_t tail = scan_portable(n - i, br, first_index + i, out + kept, counts,
+                                    [a, b, i](size_t t) { return keys::key_at<kIn>(a, b, i + t); });
   return kept + tail;
 }
 #pragma GCC diagnostic pop
@@ -192,16 +150,16 @@ size_t bracket_scan_delta_portable(const float* x, const float* b, size_t n, con
 
 size_t bracket_scan_keys(const uint32_t* keys, size_t n, const Bracket& br,
                          uint64_t first_index, uint64_t* out, BracketCounts* counts) {
-#ifdef AMALGAM_BRACKET_AVX512
-  if (cpu_has_avx512f()) return scan_avx512<kKeys>(keys, nullptr, n, br, first_index, out, counts);
+#ifdef AMALGAM_AVX512_KEYS
+  if (cpu_has_avx512f()) return scan_avx512<keys::kKeys>(keys, nullptr, n, br, first_index, out, counts);
 #endif
   return bracket_scan_keys_portable(keys, n, br, first_index, out, counts);
 }
 
 size_t bracket_scan_delta(const float* x, const float* b, size_t n, const Bracket& br,
                           uint64_t first_index, uint64_t* out, BracketCounts* counts) {
-#ifdef AMALGAM_BRACKET_AVX512
-  if (cpu_has_avx512f()) return scan_avx512<kDeltaF32>(x, b, n, br, first_index, out, counts);
+#ifdef AMALGAM_AVX512_KEYS
+  if (cpu_has_avx512f()) return scan_avx512<keys::kDeltaF32>(x, b, n, br, first_index, out, counts);
 #endif
   return bracket_scan_delta_portable(x, b, n, br, first_index, out, counts);
 }
@@ -214,8 +172,8 @@ size_t bracket_scan_delta_portable(const uint16_t* x, const uint16_t* b, size_t 
 
 size_t bracket_scan_delta(const uint16_t* x, const uint16_t* b, size_t n, const Bracket& br,
                           uint64_t first_index, uint64_t* out, BracketCounts* counts) {
-#ifdef AMALGAM_BRACKET_AVX512
-  if (cpu_has_avx512f()) return scan_avx512<kDeltaBf16>(x, b, n, br, first_index, out, counts);
+#ifdef AMALGAM_AVX512_KEYS
+  if (cpu_has_avx512f()) return scan_avx512<keys::kDeltaBf16>(x, b, n, br, first_index, out, counts);
 #endif
   return bracket_scan_delta_portable(x, b, n, br, first_index, out, counts);
 }

@@ -42,6 +42,16 @@ void give_back(std::unique_ptr<std::vector<uint64_t>> h) {
   if (g_free.size() < 16) g_free.push_back(std::move(h));
 }
 
+// Walks bins from the largest key down until m keys are covered: the bin of the m-th key
+// (0 if none); *above (keys above the bins on entry) gets the keys above that bin.
+uint32_t bin_of_mth(const uint64_t* hist, uint32_t bins, uint64_t m, uint64_t* above) {
+  for (uint32_t b = bins; b-- > 0;) {
+    if (*above + hist[b] >= m) return b;
+    *above += hist[b];
+  }
+  return 0;
+}
+
 uint64_t bin_total(const uint64_t* h, uint32_t b) {
   uint64_t v = 0;
   for (size_t t = 0; t < kSubTables; ++t) v += h[t * 32768 + b];
@@ -483,16 +493,8 @@ void TopSelector::finish_pass() {
 
 void TopSelector::resolve_hi() {
   gather();
-  // Walk bins from the largest key down until m keys are covered.
   uint64_t above = 0;
-  uint32_t bin = 0;
-  for (int b = 32767; b >= 0; --b) {
-    if (above + hist_[b] >= m_) {
-      bin = static_cast<uint32_t>(b);
-      break;
-    }
-    above += hist_[b];
-  }
+  const uint32_t bin = bin_of_mth(hist_.data(), 32768, m_, &above);
   const uint64_t in_bin = hist_[bin], above_v = low_[bin];
   hist_.clear();
   hist_.shrink_to_fit();
@@ -589,14 +591,7 @@ void TopSelector::resolve_cand() {
 
 void TopSelector::resolve_lo() {
   uint64_t above = above_;
-  uint32_t lo = 0;
-  for (int b = 65535; b >= 0; --b) {
-    if (above + hist_[b] >= m_) {
-      lo = static_cast<uint32_t>(b);
-      break;
-    }
-    above += hist_[b];
-  }
+  const uint32_t lo = bin_of_mth(hist_.data(), 65536, m_, &above);
   cut_.threshold = (hi_bin_ << 16) | lo;
   cut_.need = m_ - above;
   const uint64_t equal = hist_[lo];

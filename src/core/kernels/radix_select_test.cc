@@ -112,6 +112,34 @@ void expect_same_selection(const std::vector<uint8_t>& got, const std::vector<ui
   EXPECT_EQ(differ, 0u) << what;
 }
 
+// Breadcrumbs' two cuts over the same keys, driven as methods/gta.cc drives them: the drop
+// cut follows the keep cut's histograms while both are in their histogram pass. Blocks in
+// shuffled order when rng is given. Returns the passes taken.
+int run_two_cuts(TopSelector& keep, TopSelector& drop, const std::vector<uint32_t>& keys, uint64_t block,
+                 std::mt19937* rng = nullptr) {
+  const uint64_t n = keys.size(), blocks = (n + block - 1) / block;
+  std::vector<uint64_t> order(blocks);
+  std::iota(order.begin(), order.end(), 0);
+  int passes = 0;
+  while (keep.stage() != TopSelector::kDone || drop.stage() != TopSelector::kDone) {
+    const bool shared = keep.stage() == TopSelector::kHi && drop.stage() == TopSelector::kHi;
+    if (rng) std::shuffle(order.begin(), order.end(), *rng);
+    for (uint64_t b : order) {
+      TopSelector::Local lk, ld;
+      const uint64_t first = b * block, cnt = std::min(block, n - first);
+      if (keep.stage() != TopSelector::kDone) keep.observe(lk, b, first, keys.data() + first, cnt);
+      if (!shared && drop.stage() != TopSelector::kDone) drop.observe(ld, b, first, keys.data() + first, cnt);
+      keep.commit(lk);
+      drop.commit(ld);
+    }
+    if (shared) drop.share_histogram_from(keep);
+    keep.finish_pass();
+    drop.finish_pass();
+    ++passes;
+  }
+  return passes;
+}
+
 TEST(RadixSelect, BracketDecidesInOnePass) {
   std::mt19937 rng(11);
   const uint64_t n = 400000;
@@ -195,20 +223,7 @@ TEST(RadixSelect, FollowerWhoseBracketMissedCountsItsOwnWindow) {
   drop.end_sample();
   ASSERT_EQ(drop.stage(), TopSelector::kBracket);
   const uint64_t misses = TopSelector::bracket_misses();
-  while (keep.stage() != TopSelector::kDone || drop.stage() != TopSelector::kDone) {
-    const bool shared = keep.stage() == TopSelector::kHi && drop.stage() == TopSelector::kHi;
-    for (uint64_t b = 0; b < blocks; ++b) {
-      TopSelector::Local lk, ld;
-      const uint64_t first = b * block, cnt = std::min(block, n - first);
-      if (keep.stage() != TopSelector::kDone) keep.observe(lk, b, first, keys.data() + first, cnt);
-      if (!shared && drop.stage() != TopSelector::kDone) drop.observe(ld, b, first, keys.data() + first, cnt);
-      keep.commit(lk);
-      drop.commit(ld);
-    }
-    if (shared) drop.share_histogram_from(keep);
-    keep.finish_pass();
-    drop.finish_pass();
-  }
+  run_two_cuts(keep, drop, keys, block);
   EXPECT_EQ(TopSelector::bracket_misses(), misses + 1);
   for (auto [sel, m] : {std::pair<TopSelector*, uint64_t>{&keep, m_keep}, {&drop, m_drop}}) {
     expect_same_selection(applied_selection(*sel, keys, block), select_reference(keys, m), keys, true, "m " + std::to_string(m));
@@ -352,25 +367,7 @@ TEST(RadixSelect, WindowSamplePlacesBothCutsWindows) {
     ASSERT_EQ(keep.stage(), TopSelector::kWindow);
     ASSERT_EQ(drop.stage(), TopSelector::kWindow);
     const uint64_t misses = TopSelector::bracket_misses();
-    std::vector<uint64_t> order(blocks);
-    std::iota(order.begin(), order.end(), 0);
-    int passes = 0;
-    while (keep.stage() != TopSelector::kDone || drop.stage() != TopSelector::kDone) {
-      const bool shared = keep.stage() == TopSelector::kHi && drop.stage() == TopSelector::kHi;
-      std::shuffle(order.begin(), order.end(), rng);
-      for (uint64_t b : order) {
-        TopSelector::Local lk, ld;
-        const uint64_t first = b * block, cnt = std::min(block, n - first);
-        if (keep.stage() != TopSelector::kDone) keep.observe(lk, b, first, keys.data() + first, cnt);
-        if (!shared && drop.stage() != TopSelector::kDone) drop.observe(ld, b, first, keys.data() + first, cnt);
-        keep.commit(lk);
-        drop.commit(ld);
-      }
-      if (shared) drop.share_histogram_from(keep);
-      keep.finish_pass();
-      drop.finish_pass();
-      ++passes;
-    }
+    const int passes = run_two_cuts(keep, drop, keys, block, &rng);
     const std::string what = std::string(c.sample == &keys ? "own sample" : "unlike sample") +
                              " budget " + std::to_string(c.budget);
     EXPECT_EQ(passes, c.passes) << what;

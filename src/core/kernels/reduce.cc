@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #endif
 
+#include "kernels/avx512_keys.h"
 #include "kernels/convert.h"
 #include "kernels/simd.h"
 
@@ -103,11 +104,7 @@ void delta_sums_exact(const X* x, const float* b, const uint64_t* bits, size_t n
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-__attribute__((target("avx512f"))) inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
-__attribute__((target("avx512f"))) inline __m512 load16(const uint16_t* p) {
-  return _mm512_castsi512_ps(
-      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-}
+using keys::load16;
 // Where d is finite, |double(d * 0)| is +0 and a lane sum (never -0) plus +0 is itself:
 // the kept lanes add |double(d)| under the mask bits instead (a masked add in place of a
 // multiply, a conversion and an abs). A non-finite d (d * 0 is NaN) makes the sum of all
