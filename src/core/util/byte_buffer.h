@@ -7,6 +7,8 @@
 #include <new>
 #include <vector>
 
+#include "util/heap.h"
+
 namespace amalgam {
 
 template <typename T>
@@ -16,6 +18,11 @@ struct DefaultInitAllocator : std::allocator<T> {
     using other = DefaultInitAllocator<U>;
   };
   using std::allocator<T>::allocator;
+  T* allocate(size_t n) {
+    T* p = std::allocator<T>::allocate(n);
+    advise_huge_pages(p, n * sizeof(T));  // large buffers: huge pages (util/heap.h)
+    return p;
+  }
   template <typename U>
   void construct(U* p) noexcept {
     ::new (static_cast<void*>(p)) U;  // default-init: no zeroing
