@@ -329,9 +329,9 @@ TEST(RadixSelect, FollowerDecidesFromTheLeadersPass) {
 
 // Breadcrumbs' cuts with window samples, as methods/gta.cc drives them: keys like bf16
 // task vectors (a quarter zeros, a long tail of small magnitudes), small blocks visited
-// in shuffled order. Both cuts decide in the shared histogram pass from the windows the
-// sample placed. A sample unlike the data, or window counts over their budget, cost a
-// counting pass; the selection is exact every time.
+// in shuffled order. Both cuts decide in one window scan over the windows the sample
+// placed. A sample unlike the data (both windows miss, then the histogram pass) or window
+// counts over their budget (a counting pass) cost a second pass; exact every time.
 TEST(RadixSelect, WindowSamplePlacesBothCutsWindows) {
   std::mt19937 rng(15);
   const uint64_t n = 400000, block = 4096, blocks = (n + block - 1) / block;
