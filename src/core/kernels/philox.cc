@@ -1,5 +1,6 @@
-// Philox-4x32-10. The batched generator runs kLanes counters in lock-step over plain
-// arrays so the compiler vectorizes the 32x32->64 multiplies (vpmuludq).
+// Philox-4x32-10 and the DARE/DELLA keep bits drawn from it. The batched generators run
+// 32 counters in lock-step (AVX-512, AVX2, or plain arrays the compiler vectorizes); the
+// bits are compared 32 halves at a time with AVX-512BW where the CPU has it.
 #include "kernels/philox.h"
 
 #include <algorithm>
@@ -9,6 +10,12 @@
 #endif
 
 #include "kernels/simd.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define AMALGAM_AVX512BW __attribute__((target("avx512f,avx512bw")))
+#else
+#define AMALGAM_AVX512BW
+#endif
 
 namespace amalgam {
 namespace {
@@ -22,7 +29,9 @@ uint64_t splitmix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-constexpr size_t kLanes = 16;
+constexpr size_t kLanes = 16;             // counters per portable / AVX2 call
+constexpr size_t kBlockCounters = 32;     // counters per block of draws
+constexpr size_t kBlock = 8 * kBlockCounters;  // elements (16-bit halves) per block
 }  // namespace
 
 std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> c, std::array<uint32_t, 2> k) {
@@ -51,17 +60,39 @@ uint64_t philox_tensor_key(uint64_t seed, std::string_view tensor_name) {
   return splitmix64(seed ^ splitmix64(hash_name(tensor_name) + 0x5851F42D4C957F2Dull));
 }
 
-float philox_uniform(uint64_t key, uint32_t model, uint64_t element) {
-  uint64_t g = element >> 2;
-  auto r = philox4x32_10({static_cast<uint32_t>(g), static_cast<uint32_t>(g >> 32), model, 0},
-                         {static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32)});
-  return static_cast<float>(r[element & 3] >> 8) * 0x1p-24f;
+static std::array<uint32_t, 4> philox_counter(uint64_t key, uint32_t model, uint64_t g, uint32_t stream) {
+  return philox4x32_10({static_cast<uint32_t>(g), static_cast<uint32_t>(g >> 32), model, stream},
+                       {static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32)});
 }
 
-// Generates kLanes consecutive groups (4 words each) starting at group g0 into out[4*kLanes].
-// The 32-bit state words live in 64-bit lanes so that GCC vectorizes the 32x32->64
-// multiplies (vpmuludq); masks keep every word at 32 bits.
-static void philox_groups(uint64_t key, uint32_t model, uint64_t g0, float* out) {
+static uint32_t half_of(const std::array<uint32_t, 4>& w, uint64_t element) {
+  const unsigned j = static_cast<unsigned>(element & 7);
+  return (w[j >> 1] >> (16 * (j & 1))) & 0xffffu;
+}
+
+uint32_t philox_draw(uint64_t key, uint32_t model, uint64_t element) {
+  const uint64_t g = element >> 3;
+  return half_of(philox_counter(key, model, g, 0), element) << 16 | half_of(philox_counter(key, model, g, 1), element);
+}
+
+bool philox_keep(uint64_t key, uint32_t model, uint64_t element, double p) {
+  // Exact: U < 2^32 and p * 2^32 are both exact doubles.
+  return static_cast<double>(philox_draw(key, model, element)) < p * 0x1p32;
+}
+
+namespace {
+// floor(p * 2^16) clamped to [0, 65535] (NaN: 0). H < it: kept; H > it: dropped; equal:
+// philox_keep decides. (p >= 1 gives 65535, and the exact test keeps H == 65535 too.)
+uint32_t high_threshold(double p) {
+  if (!(p > 0)) return 0;
+  if (p >= 1) return 65535;
+  return static_cast<uint32_t>(p * 65536.0);
+}
+
+// Counters g0 .. g0 + kLanes - 1 (last word `stream` = 0) into 16-bit halves in element
+// order: h[8 l + j] is half j of counter g0 + l. The 32-bit state words live in 64-bit
+// lanes so that GCC vectorizes the 32x32->64 multiplies (vpmuludq).
+void philox_halves(uint64_t key, uint32_t model, uint64_t g0, uint16_t* h) {
   constexpr uint64_t kLow = 0xffffffffu;
   uint64_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
   for (size_t l = 0; l < kLanes; ++l) {
@@ -87,18 +118,16 @@ static void philox_groups(uint64_t key, uint32_t model, uint64_t g0, float* out)
     k1 = (k1 + kW1) & kLow;
   }
   for (size_t l = 0; l < kLanes; ++l) {
-    out[4 * l + 0] = static_cast<float>(static_cast<uint32_t>(c0[l]) >> 8) * 0x1p-24f;
-    out[4 * l + 1] = static_cast<float>(static_cast<uint32_t>(c1[l]) >> 8) * 0x1p-24f;
-    out[4 * l + 2] = static_cast<float>(static_cast<uint32_t>(c2[l]) >> 8) * 0x1p-24f;
-    out[4 * l + 3] = static_cast<float>(static_cast<uint32_t>(c3[l]) >> 8) * 0x1p-24f;
+    const uint64_t w[4] = {c0[l], c1[l], c2[l], c3[l]};
+    for (int j = 0; j < 8; ++j) h[8 * l + j] = static_cast<uint16_t>(w[j >> 1] >> (16 * (j & 1)));
   }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// The same 16 groups with AVX2 intrinsics: _mm256_mul_epu32 is exactly the 32x32->64
-// multiply Philox needs (GCC synthesizes a full 64-bit multiply from the portable loop).
-__attribute__((target("avx2"))) static void philox_groups_avx2(uint64_t key, uint32_t model, uint64_t g0,
-                                                                float* out) {
+// The same kLanes counters with AVX2 intrinsics: _mm256_mul_epu32 is exactly the
+// 32x32->64 multiply Philox needs (GCC synthesizes a full 64-bit multiply from the
+// portable loop).
+__attribute__((target("avx2"))) void philox_halves_avx2(uint64_t key, uint32_t model, uint64_t g0, uint16_t* h) {
   constexpr int V = kLanes / 4;  // independent vectors, interleaved to hide multiply latency
   const __m256i low = _mm256_set1_epi64x(0xffffffffll);
   const __m256i m0 = _mm256_set1_epi64x(static_cast<long long>(kM0));
@@ -129,35 +158,29 @@ __attribute__((target("avx2"))) static void philox_groups_avx2(uint64_t key, uin
     k0 = (k0 + kW0) & 0xffffffffu;
     k1 = (k1 + kW1) & 0xffffffffu;
   }
-  // Transpose to element order (counter l's words 0..3 at out[4l..4l+3]) in registers and
-  // convert 8 at a time: (w >> 8) < 2^24 converts exactly, the scale is a power of two,
-  // so the bits equal the scalar path's. (A scalar store/reload here was ~40% of the
-  // kernel, and Philox was 45% of a dare_ties merge.)
-  const __m256 scale = _mm256_set1_ps(0x1p-24f);
+  // Transpose to element order in registers (counter l's words 0..3, as 8 halves, at
+  // h[8l..8l+7]).
   for (int v = 0; v < V; ++v) {
     __m256i w01 = _mm256_or_si256(c0[v], _mm256_slli_epi64(c1[v], 32));  // lane l: w0 | w1 << 32
     __m256i w23 = _mm256_or_si256(c2[v], _mm256_slli_epi64(c3[v], 32));
     __m256i lo = _mm256_unpacklo_epi64(w01, w23);  // counters 0 | 2
     __m256i hi = _mm256_unpackhi_epi64(w01, w23);  // counters 1 | 3
-    __m256i a = _mm256_permute2x128_si256(lo, hi, 0x20);  // counters 0, 1
-    __m256i b = _mm256_permute2x128_si256(lo, hi, 0x31);  // counters 2, 3
-    _mm256_storeu_ps(out + 16 * v, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(a, 8)), scale));
-    _mm256_storeu_ps(out + 16 * v + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 8)), scale));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + 32 * v), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + 32 * v + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
   }
 }
 
-// 2 * kLanes groups with AVX-512 (8 counters per vector, 4 vectors interleaved): twice the
+// 8 V counters with AVX-512 (8 per vector, V vectors interleaved): twice the
 // AVX2 kernel's width on CPUs with full 512-bit units. Same integer operations, so the
 // same bits.
-constexpr size_t kWideGroups = 2 * kLanes;
 // GCC 12's avx512fintrin.h builds its results from _mm512_undefined_*() and warns
 // -Wuninitialized about itself when inlined here (a known false positive).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-__attribute__((target("avx512f"))) static void philox_groups_avx512(uint64_t key, uint32_t model, uint64_t g0,
-                                                                    float* out) {
-  constexpr int V = kWideGroups / 8;
+template <int V>
+__attribute__((target("avx512f"))) void philox_halves_avx512(uint64_t key, uint32_t model, uint64_t g0,
+                                                             uint16_t* h) {
   const __m512i low = _mm512_set1_epi64(0xffffffffll);
   const __m512i m0 = _mm512_set1_epi64(static_cast<long long>(kM0));
   const __m512i m1 = _mm512_set1_epi64(static_cast<long long>(kM1));
@@ -187,65 +210,159 @@ __attribute__((target("avx512f"))) static void philox_groups_avx512(uint64_t key
     k0 = (k0 + kW0) & 0xffffffffu;
     k1 = (k1 + kW1) & 0xffffffffu;
   }
-  // Element order: counter l's words 0..3 at out[4l..4l+3].
-  const __m512 scale = _mm512_set1_ps(0x1p-24f);
-  const __m512i first = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);  // counters 0-3
+  // Element order: counter l's words 0..3 (8 halves) at h[8l..8l+7].
+  const __m512i first = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);   // counters 0-3
   const __m512i second = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);  // counters 4-7
   for (int v = 0; v < V; ++v) {
     __m512i w01 = _mm512_or_si512(c0[v], _mm512_slli_epi64(c1[v], 32));
     __m512i w23 = _mm512_or_si512(c2[v], _mm512_slli_epi64(c3[v], 32));
-    __m512i a = _mm512_permutex2var_epi64(w01, first, w23);
-    __m512i b = _mm512_permutex2var_epi64(w01, second, w23);
-    _mm512_storeu_ps(out + 32 * v, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(a, 8)), scale));
-    _mm512_storeu_ps(out + 32 * v + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 8)), scale));
+    _mm512_storeu_si512(h + 64 * v, _mm512_permutex2var_epi64(w01, first, w23));
+    _mm512_storeu_si512(h + 64 * v + 32, _mm512_permutex2var_epi64(w01, second, w23));
+  }
+}
+
+// The high halves' thresholds of 32 elements from their probabilities, as
+// high_threshold does: p * 2^16 (exact), NaN and negatives to 0, capped at 65535,
+// truncated.
+AMALGAM_AVX512BW inline __m512i thresholds32(const float* p) {
+  const __m512 scale = _mm512_set1_ps(65536.0f), zero = _mm512_setzero_ps(), cap = _mm512_set1_ps(65535.0f);
+  auto one = [&](const float* q) AMALGAM_AVX512BW {
+    // max(x, 0) returns its second operand when x is NaN.
+    __m512 x = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(q), scale), zero), cap);
+    return _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(x));
+  };
+  return _mm512_inserti64x4(_mm512_castsi256_si512(one(p)), one(p + 16), 1);
+}
+
+// The first 32 * groups halves of a block against their thresholds, as bits OR-ed into
+// out (bit j of out[w]: half 64 w + j). Halves equal to their threshold (one in 65536)
+// are decided by philox_keep.
+template <class ThresholdsAt, class ProbAt>
+AMALGAM_AVX512BW void compare_block_avx512(const uint16_t* h, size_t groups, ThresholdsAt th_at, ProbAt p_at,
+                                           uint64_t key, uint32_t model, uint64_t e, uint64_t* out) {
+  for (size_t q = 0; q < groups; ++q) {
+    const __m512i hv = _mm512_loadu_si512(h + 32 * q), th = th_at(32 * q);
+    uint64_t bits = _mm512_cmplt_epu16_mask(hv, th);
+    for (uint32_t eq = _mm512_cmpeq_epu16_mask(hv, th); eq != 0; eq &= eq - 1) {
+      const unsigned j = static_cast<unsigned>(__builtin_ctz(eq));
+      if (philox_keep(key, model, e + 32 * q + j, p_at(32 * q + j))) bits |= uint64_t{1} << j;
+    }
+    out[q / 2] |= bits << (32 * (q % 2));
   }
 }
 #pragma GCC diagnostic pop
 
-static bool have_avx2() {
+bool have_avx2() {
   static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
   return v;
 }
-#define AMALGAM_PHILOX_GROUPS(...) (avx2 ? philox_groups_avx2(__VA_ARGS__) : philox_groups(__VA_ARGS__))
+bool have_avx512bw() {
+  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx512bw"));
+  return v;
+}
 #else
-static bool have_avx2() { return false; }
-#define AMALGAM_PHILOX_GROUPS(...) ((void)avx2, philox_groups(__VA_ARGS__))
+bool have_avx2() { return false; }
+bool have_avx512bw() { return false; }
 #endif
 
-static void uniforms_impl(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out, bool avx2,
-                          bool avx512) {
-  float buf[4 * kLanes];
-  uint64_t e = first, end = first + n;
-  while (e < end) {
-    uint64_t g0 = e >> 2;
-    uint64_t base = g0 << 2;
+enum class Path { kPortable, kAvx2, kAvx512 };
+
+Path best_path() {
+  if (cpu_has_avx512f() && have_avx512bw()) return Path::kAvx512;
+  return have_avx2() ? Path::kAvx2 : Path::kPortable;
+}
+
+// The halves of counters g0 .. g0 + kBlockCounters - 1 (AVX-512: only the first half
+// when `counters` <= 16, as for the last 128 elements of a row of 896).
+void block_halves(uint64_t key, uint32_t model, uint64_t g0, uint64_t counters, uint16_t* h, Path path) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (avx512 && (e & 3) == 0 && end - e >= 4 * kWideGroups) {
-      philox_groups_avx512(key, model, g0, out + (e - first));
-      e += 4 * kWideGroups;
-      continue;
-    }
-#else
-    (void)avx512;
+  if (path == Path::kAvx512) {
+    if (counters <= kBlockCounters / 2) return philox_halves_avx512<kBlockCounters / 16>(key, model, g0, h);
+    return philox_halves_avx512<kBlockCounters / 8>(key, model, g0, h);
+  }
+  if (path == Path::kAvx2) {
+    philox_halves_avx2(key, model, g0, h);
+    return philox_halves_avx2(key, model, g0 + kLanes, h + 8 * kLanes);
+  }
 #endif
-    if ((e & 3) == 0 && end - e >= 4 * kLanes) {
-      AMALGAM_PHILOX_GROUPS(key, model, g0, out + (e - first));
-      e += 4 * kLanes;
-      continue;
+  (void)path;
+  (void)counters;
+  philox_halves(key, model, g0, h);
+  philox_halves(key, model, g0 + kLanes, h + 8 * kLanes);
+}
+
+// Shared by the constant and per-element probabilities. ProbAt(i) is element first + i's
+// probability (double); the AVX-512 path gets its thresholds from ThresholdsAt(i), 32
+// elements from first + i on.
+template <class ProbAt, class ThresholdsAt>
+void keep_bits_impl(uint64_t key, uint32_t model, uint64_t first, size_t n, uint64_t* out, Path path, ProbAt p_at,
+                    ThresholdsAt th_at) {
+  std::fill(out, out + (n + 63) / 64, uint64_t{0});
+  alignas(64) uint16_t h[kBlock];
+  const uint64_t end = first + n;
+  uint64_t e = first;
+  while (e < end) {
+    const uint64_t g0 = e >> 3, base = g0 << 3;
+    const uint64_t stop = std::min<uint64_t>(end, base + kBlock);
+    block_halves(key, model, g0, (stop - base + 7) / 8, h, path);
+#if defined(__x86_64__) && defined(__GNUC__)
+    // Whole groups of 32 from a word's start (a row of 896 ends in half a block).
+    if (path == Path::kAvx512 && base == e && (e - first) % 64 == 0 && stop - e >= 32) {
+      const size_t i0 = e - first, groups = (stop - e) / 32;
+      compare_block_avx512(
+          h, groups, [&](size_t i) AMALGAM_AVX512BW { return th_at(i0 + i); },
+          [&](size_t i) { return p_at(i0 + i); }, key, model, e, out + i0 / 64);
+      e += 32 * groups;
     }
-    AMALGAM_PHILOX_GROUPS(key, model, g0, buf);
-    uint64_t stop = std::min(end, base + 4 * kLanes);
-    for (uint64_t i = e; i < stop; ++i) out[i - first] = buf[i - base];
-    e = stop;
+#endif
+    for (; e < stop; ++e) {
+      const size_t i = e - first;
+      const double p = p_at(i);
+      const uint32_t hi = h[e - base], t = high_threshold(p);
+      const bool kept = hi != t ? hi < t : philox_keep(key, model, e, p);
+      out[i / 64] |= static_cast<uint64_t>(kept) << (i % 64);
+    }
   }
 }
 
-void philox_uniforms(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out) {
-  uniforms_impl(key, model, first, n, out, have_avx2(), cpu_has_avx512f());
+void keep_bits(uint64_t key, uint32_t model, uint64_t first, size_t n, double p, uint64_t* out, Path path) {
+  [[maybe_unused]] const uint32_t t = high_threshold(p);
+  keep_bits_impl(
+      key, model, first, n, out, path, [p](size_t) { return p; },
+      [t](size_t) AMALGAM_AVX512BW {
+#if defined(__x86_64__) && defined(__GNUC__)
+        return _mm512_set1_epi16(static_cast<short>(t));
+#else
+        return 0;
+#endif
+      });
 }
 
-void philox_uniforms_portable(uint64_t key, uint32_t model, uint64_t first, size_t n, float* out) {
-  uniforms_impl(key, model, first, n, out, false, false);
+void keep_bits_v(uint64_t key, uint32_t model, uint64_t first, size_t n, const float* p, uint64_t* out, Path path) {
+  keep_bits_impl(
+      key, model, first, n, out, path, [p](size_t i) { return static_cast<double>(p[i]); },
+      [p](size_t i) AMALGAM_AVX512BW {
+#if defined(__x86_64__) && defined(__GNUC__)
+        return thresholds32(p + i);
+#else
+        return 0;
+#endif
+      });
+}
+}  // namespace
+
+void philox_keep_bits(uint64_t key, uint32_t model, uint64_t first, size_t n, double p, uint64_t* out) {
+  keep_bits(key, model, first, n, p, out, best_path());
+}
+void philox_keep_bits_v(uint64_t key, uint32_t model, uint64_t first, size_t n, const float* p, uint64_t* out) {
+  keep_bits_v(key, model, first, n, p, out, best_path());
+}
+void philox_keep_bits_portable(uint64_t key, uint32_t model, uint64_t first, size_t n, double p, uint64_t* out) {
+  keep_bits(key, model, first, n, p, out, Path::kPortable);
+}
+void philox_keep_bits_v_portable(uint64_t key, uint32_t model, uint64_t first, size_t n, const float* p,
+                                 uint64_t* out) {
+  keep_bits_v(key, model, first, n, p, out, Path::kPortable);
 }
 
 }  // namespace amalgam

@@ -418,8 +418,10 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
       } else if (job_.masks) {
         for (size_t i = 0; i < n; ++i) mask[i] = job_.masks->keep(m.ordinal, g + i, m.rho) ? 1.0f : 0.0f;
       } else {
-        philox_uniforms(rng_key_, m.ordinal, g, n, tmp);
-        bernoulli_mask(tmp, static_cast<float>(m.rho), n, mask);
+        thread_local std::vector<uint64_t> bits;
+        bits.resize((n + 63) / 64);
+        philox_keep_bits(rng_key_, m.ordinal, g, n, m.rho, bits.data());
+        bits_to_mask(bits.data(), n, mask);
       }
       return;
     }
@@ -432,10 +434,10 @@ void GtaMerger::compute_mask(const ModelState& m, uint64_t g, const float* d, si
       if (job_.masks) {
         for (size_t i = 0; i < n; ++i) mask[i] = job_.masks->keep(m.ordinal, g + i, tmp[i]) ? 1.0f : 0.0f;
       } else {
-        thread_local std::vector<float> u;
-        u.resize(n);
-        philox_uniforms(rng_key_, m.ordinal, g, n, u.data());
-        bernoulli_mask_v(u.data(), tmp, n, mask);
+        thread_local std::vector<uint64_t> bits;
+        bits.resize((n + 63) / 64);
+        philox_keep_bits_v(rng_key_, m.ordinal, g, n, tmp, bits.data());
+        bits_to_mask(bits.data(), n, mask);
       }
       return;
     }
@@ -598,16 +600,14 @@ void GtaMerger::accumulate_rescale(uint64_t begin, uint64_t count_all, std::span
         if (random_words(m, first + t, n)) {
           // DARE's draw as bits straight away, and the sums of the deltas under them:
           // task_vector + compute_mask + store_mask + sum_abs_pair_f64, the same bits.
-          philox_uniforms(rng_key_, m.ordinal, first + t, n, tmp.data());
-          bernoulli_bits(tmp.data(), static_cast<float>(m.rho), n / 64, words.data());
+          philox_keep_bits(rng_key_, m.ordinal, first + t, n, m.rho, words.data());
           store_words(m, first + t, words.data(), n / 64);
           sum_abs_delta_bits_f64(in[m.input] + off, base, words.data(), n, &all, &kept);
         } else if (della_words(m, first + t, n)) {
           // The same for DELLA: its ranks' probabilities, the draw as bits, the sums.
           delta_keys_only(in[m.input] + off, in[base_] + off, n, keys.data());
           della_probabilities(m, keys.data(), n, tmp.data());
-          philox_uniforms(rng_key_, m.ordinal, first + t, n, d.data());
-          bernoulli_bits_v(d.data(), tmp.data(), n / 64, words.data());
+          philox_keep_bits_v(rng_key_, m.ordinal, first + t, n, tmp.data(), words.data());
           store_words(m, first + t, words.data(), n / 64);
           sum_abs_delta_bits_f64(in[m.input] + off, base, words.data(), n, &all, &kept);
         } else {

@@ -92,14 +92,6 @@ AMALGAM_SIMD_CLONES void delta_only(const uint16_t* x, const float* b, size_t n,
   for (size_t i = 0; i < n; ++i) d[i] = load_bf16(x[i]) - b[i];
 }
 
-AMALGAM_SIMD_CLONES void bernoulli_mask(const float* u, float p, size_t n, float* mask) {
-  for (size_t i = 0; i < n; ++i) mask[i] = u[i] < p ? 1.0f : 0.0f;
-}
-
-AMALGAM_SIMD_CLONES void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask) {
-  for (size_t i = 0; i < n; ++i) mask[i] = u[i] < p[i] ? 1.0f : 0.0f;
-}
-
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -115,29 +107,6 @@ __attribute__((target("avx512f"))) static void pack_words_avx512(const float* ma
     out[w] = v;
   }
 }
-// Bit j of out[w] = u[64 w + j] < p_at(64 w + j) (16 lanes of p from p_at(offset)).
-template <class PAt>
-__attribute__((target("avx512f"), always_inline)) inline void less_words_avx512(const float* u, PAt p_at, size_t words,
-                                                                               uint64_t* out) {
-  for (size_t w = 0; w < words; ++w) {
-    uint64_t v = 0;
-    for (int q = 0; q < 4; ++q) {
-      const size_t at = 64 * w + 16 * static_cast<size_t>(q);
-      v |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(u + at), p_at(at), _CMP_LT_OQ)) << (16 * q);
-    }
-    out[w] = v;
-  }
-}
-__attribute__((target("avx512f"))) static void bernoulli_words_avx512(const float* u, float p, size_t words,
-                                                                      uint64_t* out) {
-  const __m512 vp = _mm512_set1_ps(p);
-  less_words_avx512(u, [vp](size_t) __attribute__((target("avx512f"))) { return vp; }, words, out);
-}
-__attribute__((target("avx512f"))) static void bernoulli_words_v_avx512(const float* u, const float* p, size_t words,
-                                                                        uint64_t* out) {
-  less_words_avx512(u, [p](size_t at) __attribute__((target("avx512f"))) { return _mm512_loadu_ps(p + at); }, words,
-                    out);
-}
 __attribute__((target("avx512f"))) static void unpack_words_avx512(const uint64_t* in, size_t words, float* mask) {
   const __m512 one = _mm512_set1_ps(1.0f);
   for (size_t w = 0; w < words; ++w)
@@ -148,31 +117,7 @@ __attribute__((target("avx512f"))) static void unpack_words_avx512(const uint64_
 #else
 static void pack_words_avx512(const float*, size_t, uint64_t*) {}
 static void unpack_words_avx512(const uint64_t*, size_t, float*) {}
-static void bernoulli_words_avx512(const float*, float, size_t, uint64_t*) {}
-static void bernoulli_words_v_avx512(const float*, const float*, size_t, uint64_t*) {}
 #endif
-
-void bernoulli_bits(const float* u, float p, size_t words, uint64_t* out) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (cpu_has_avx512f()) return bernoulli_words_avx512(u, p, words, out);
-#endif
-  for (size_t w = 0; w < words; ++w) {
-    uint64_t v = 0;
-    for (size_t j = 0; j < 64; ++j) v |= static_cast<uint64_t>(u[64 * w + j] < p) << j;
-    out[w] = v;
-  }
-}
-
-void bernoulli_bits_v(const float* u, const float* p, size_t words, uint64_t* out) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (cpu_has_avx512f()) return bernoulli_words_v_avx512(u, p, words, out);
-#endif
-  for (size_t w = 0; w < words; ++w) {
-    uint64_t v = 0;
-    for (size_t j = 0; j < 64; ++j) v |= static_cast<uint64_t>(u[64 * w + j] < p[64 * w + j]) << j;
-    out[w] = v;
-  }
-}
 
 void pack_mask_words(const float* mask, size_t words, uint64_t* out) {
   if (cpu_has_avx512f()) return pack_words_avx512(mask, words, out);
@@ -187,6 +132,11 @@ void unpack_mask_words(const uint64_t* in, size_t words, float* mask) {
   if (cpu_has_avx512f()) return unpack_words_avx512(in, words, mask);
   for (size_t w = 0; w < words; ++w)
     for (size_t j = 0; j < 64; ++j) mask[64 * w + j] = static_cast<float>((in[w] >> j) & 1);
+}
+
+void bits_to_mask(const uint64_t* in, size_t n, float* mask) {
+  unpack_mask_words(in, n / 64, mask);
+  for (size_t i = n / 64 * 64; i < n; ++i) mask[i] = static_cast<float>((in[i / 64] >> (i % 64)) & 1);
 }
 
 // w * ((d * mask) * s) for mask 1 (keep) or 0, weigh's bits, signed zeros included: a

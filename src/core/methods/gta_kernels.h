@@ -23,16 +23,12 @@ void delta_keys_only(const float* x, const float* b, size_t n, uint32_t* keys);
 void delta_keys_only(const uint16_t* x, const uint16_t* b, size_t n, uint32_t* keys);
 void delta_only(const float* x, const float* b, size_t n, float* d);
 void delta_only(const uint16_t* x, const float* b, size_t n, float* d);
-void bernoulli_mask(const float* u, float p, size_t n, float* mask);
-void bernoulli_mask_v(const float* u, const float* p, size_t n, float* mask);
 // 0/1 masks as bits, 64 elements a word (bit j of word w = element 64 w + j): the masks
 // kept between passes.
 void pack_mask_words(const float* mask, size_t words, uint64_t* out);
 void unpack_mask_words(const uint64_t* in, size_t words, float* mask);
-// bernoulli_mask(u, p) packed: bit j of out[w] = u[64 w + j] < p.
-void bernoulli_bits(const float* u, float p, size_t words, uint64_t* out);
-// bernoulli_mask_v(u, p) packed: bit j of out[w] = u[64 w + j] < p[64 w + j].
-void bernoulli_bits_v(const float* u, const float* p, size_t words, uint64_t* out);
+// The same for any n: mask[i] = bit i % 64 of in[i / 64].
+void bits_to_mask(const uint64_t* in, size_t n, float* mask);
 // e = w * ((d * mask) * s) with d = x - b and mask the bits (bit j of words[g / 64] for
 // element g = 64 w + j): delta_only + unpack_mask_words + weigh in one loop, the same
 // bits. n is a multiple of 64.

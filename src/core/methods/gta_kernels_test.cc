@@ -147,16 +147,16 @@ TEST(GtaKernels, ConsensusCombineEqualsItsRowLoops) {
   }
 }
 
-// DARE's fused kernels: bernoulli_bits packs bernoulli_mask, and bits_delta gives the bits
-// of delta_only + unpack_mask_words + weigh, from f32 and from bf16, with signed zeros,
-// infinities and NaNs among the deltas.
+// DARE's fused kernel: bits_delta gives the bits of delta_only + unpack_mask_words + weigh,
+// from f32 and from bf16, with signed zeros, infinities and NaNs among the deltas; and
+// bits_to_mask unpacks any length.
 TEST(GtaKernels, DareBitKernelsEqualTheirFloatMaskSteps) {
   std::mt19937_64 rng(13);
   std::uniform_real_distribution<float> u(0.0f, 1.0f), v(-2.0f, 2.0f);
   const size_t n = 1024, words = n / 64;
-  std::vector<float> uni(n), mask(n), x(n), b(n), e_want(n), e_got(n), e16(n);
+  std::vector<float> uni(n), mask(n), x(n), b(n), e_want(n), e_got(n), e16(n), back(n);
   std::vector<uint16_t> xh(n);
-  std::vector<uint64_t> want_bits(words), got_bits(words);
+  std::vector<uint64_t> got_bits(words);
   for (size_t i = 0; i < n; ++i) {
     uni[i] = u(rng);
     xh[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(v(rng)) >> 16);
@@ -167,18 +167,13 @@ TEST(GtaKernels, DareBitKernelsEqualTheirFloatMaskSteps) {
     b[i] = i % 5 == 0 ? x[i] : v(rng);  // some zero deltas
   }
   for (float p : {0.0f, 0.3f, 0.5f, 1.0f}) {
-    bernoulli_mask(uni.data(), p, n, mask.data());
-    pack_mask_words(mask.data(), words, want_bits.data());
-    bernoulli_bits(uni.data(), p, words, got_bits.data());
-    ASSERT_EQ(want_bits, got_bits) << p;
-    // Per-element probabilities (DELLA): around p, and exactly the draws themselves.
-    std::vector<float> pv(n), mask_v(n);
-    std::vector<uint64_t> want_v(words), got_v(words);
-    for (size_t i = 0; i < n; ++i) pv[i] = i % 7 == 0 ? uni[i] : std::clamp(p + 0.2f * (u(rng) - 0.5f), 0.0f, 1.0f);
-    bernoulli_mask_v(uni.data(), pv.data(), n, mask_v.data());
-    pack_mask_words(mask_v.data(), words, want_v.data());
-    bernoulli_bits_v(uni.data(), pv.data(), words, got_v.data());
-    ASSERT_EQ(want_v, got_v) << p;
+    for (size_t i = 0; i < n; ++i) mask[i] = uni[i] < p ? 1.0f : 0.0f;
+    pack_mask_words(mask.data(), words, got_bits.data());
+    for (size_t len : {n, n - 7, size_t{5}}) {
+      std::fill(back.begin(), back.end(), -1.0f);
+      bits_to_mask(got_bits.data(), len, back.data());
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(back[i], i < len ? mask[i] : -1.0f) << p << " " << len << " " << i;
+    }
     for (float s : {1.0f, 1.7f})
       for (float w : {0.5f, -1.25f}) {
         delta_only(x.data(), b.data(), n, e_want.data());

@@ -201,8 +201,7 @@ TEST(GtaReference, DellaStoredMaskBitsApplyToTheirElements) {
       const size_t C = static_cast<size_t>(cols);
       for (size_t k = 0; k < M; ++k) {
         if (drawn) {
-          std::vector<float> u(n);
-          philox_uniforms(philox_tensor_key(job.seed, job.name), static_cast<uint32_t>(k), 0, n, u.data());
+          const uint64_t key = philox_tensor_key(job.seed, job.name);
           for (size_t r = 0; r < static_cast<size_t>(rows); ++r) {
             std::vector<size_t> order(C);
             std::iota(order.begin(), order.end(), r * C);
@@ -211,7 +210,7 @@ TEST(GtaReference, DellaStoredMaskBitsApplyToTheirElements) {
             });
             for (size_t q = 0; q < C; ++q) {
               const float p = static_cast<float>(rho - eps + 2 * eps * (static_cast<double>(q) / (C - 1)));
-              masks[k][order[q]] = u[order[q]] < p;
+              masks[k][order[q]] = philox_keep(key, static_cast<uint32_t>(k), order[q], p);
             }
           }
         }
