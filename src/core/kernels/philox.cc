@@ -89,6 +89,15 @@ uint32_t high_threshold(double p) {
   return static_cast<uint32_t>(p * 65536.0);
 }
 
+// A tensor's keep probability (each == nullptr: `constant` for every element) or one per
+// element.
+struct Probabilities {
+  const float* each = nullptr;
+  double constant = 0;
+  double at(size_t i) const { return each != nullptr ? static_cast<double>(each[i]) : constant; }
+  Probabilities from(size_t i) const { return {each != nullptr ? each + i : nullptr, constant}; }
+};
+
 // Counters g0 .. g0 + kLanes - 1 (last word `stream` = 0) into 16-bit halves in element
 // order: h[8 l + j] is half j of counter g0 + l. The 32-bit state words live in 64-bit
 // lanes so that GCC vectorizes the 32x32->64 multiplies (vpmuludq).
@@ -224,28 +233,32 @@ __attribute__((target("avx512f"))) void philox_halves_avx512(uint64_t key, uint3
 // The high halves' thresholds of 32 elements from their probabilities, as
 // high_threshold does: p * 2^16 (exact), NaN and negatives to 0, capped at 65535,
 // truncated.
+AMALGAM_AVX512BW inline __m256i thresholds16(const float* p) {
+  // max(x, 0) returns its second operand when x is NaN.
+  const __m512 x = _mm512_min_ps(
+      _mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(p), _mm512_set1_ps(65536.0f)), _mm512_setzero_ps()),
+      _mm512_set1_ps(65535.0f));
+  return _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(x));
+}
 AMALGAM_AVX512BW inline __m512i thresholds32(const float* p) {
-  const __m512 scale = _mm512_set1_ps(65536.0f), zero = _mm512_setzero_ps(), cap = _mm512_set1_ps(65535.0f);
-  auto one = [&](const float* q) AMALGAM_AVX512BW {
-    // max(x, 0) returns its second operand when x is NaN.
-    __m512 x = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(q), scale), zero), cap);
-    return _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(x));
-  };
-  return _mm512_inserti64x4(_mm512_castsi256_si512(one(p)), one(p + 16), 1);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(thresholds16(p)), thresholds16(p + 16), 1);
 }
 
 // The first 32 * groups halves of a block against their thresholds, as bits OR-ed into
 // out (bit j of out[w]: half 64 w + j). Halves equal to their threshold (one in 65536)
-// are decided by philox_keep.
-template <class ThresholdsAt, class ProbAt>
-AMALGAM_AVX512BW void compare_block_avx512(const uint16_t* h, size_t groups, ThresholdsAt th_at, ProbAt p_at,
-                                           uint64_t key, uint32_t model, uint64_t e, uint64_t* out) {
+// are decided by philox_keep. (Plain arguments: with lambdas returning the threshold
+// vectors, GCC 12's ASan+UBSan build gave wrong bits from the second group on, and
+// right ones as soon as a debug print was added; not pinned down further.)
+AMALGAM_AVX512BW void compare_block_avx512(const uint16_t* h, size_t groups, const Probabilities& p, uint64_t key,
+                                           uint32_t model, uint64_t e, uint64_t* out) {
+  const __m512i constant = _mm512_set1_epi16(static_cast<short>(high_threshold(p.constant)));
   for (size_t q = 0; q < groups; ++q) {
-    const __m512i hv = _mm512_loadu_si512(h + 32 * q), th = th_at(32 * q);
+    const __m512i hv = _mm512_loadu_si512(h + 32 * q);
+    const __m512i th = p.each != nullptr ? thresholds32(p.each + 32 * q) : constant;
     uint64_t bits = _mm512_cmplt_epu16_mask(hv, th);
     for (uint32_t eq = _mm512_cmpeq_epu16_mask(hv, th); eq != 0; eq &= eq - 1) {
       const unsigned j = static_cast<unsigned>(__builtin_ctz(eq));
-      if (philox_keep(key, model, e + 32 * q + j, p_at(32 * q + j))) bits |= uint64_t{1} << j;
+      if (philox_keep(key, model, e + 32 * q + j, p.at(32 * q + j))) bits |= uint64_t{1} << j;
     }
     out[q / 2] |= bits << (32 * (q % 2));
   }
@@ -291,12 +304,10 @@ void block_halves(uint64_t key, uint32_t model, uint64_t g0, uint64_t counters, 
   philox_halves(key, model, g0 + kLanes, h + 8 * kLanes);
 }
 
-// Shared by the constant and per-element probabilities. ProbAt(i) is element first + i's
-// probability (double); the AVX-512 path gets its thresholds from ThresholdsAt(i), 32
-// elements from first + i on.
-template <class ProbAt, class ThresholdsAt>
-void keep_bits_impl(uint64_t key, uint32_t model, uint64_t first, size_t n, uint64_t* out, Path path, ProbAt p_at,
-                    ThresholdsAt th_at) {
+// Keep bits for elements [first, first + n) with probabilities p (element first + i:
+// p.at(i)).
+void keep_bits(uint64_t key, uint32_t model, uint64_t first, size_t n, const Probabilities& p, uint64_t* out,
+               Path path) {
   std::fill(out, out + (n + 63) / 64, uint64_t{0});
   alignas(64) uint16_t h[kBlock];
   const uint64_t end = first + n;
@@ -309,60 +320,33 @@ void keep_bits_impl(uint64_t key, uint32_t model, uint64_t first, size_t n, uint
     // Whole groups of 32 from a word's start (a row of 896 ends in half a block).
     if (path == Path::kAvx512 && base == e && (e - first) % 64 == 0 && stop - e >= 32) {
       const size_t i0 = e - first, groups = (stop - e) / 32;
-      compare_block_avx512(
-          h, groups, [&](size_t i) AMALGAM_AVX512BW { return th_at(i0 + i); },
-          [&](size_t i) { return p_at(i0 + i); }, key, model, e, out + i0 / 64);
+      compare_block_avx512(h, groups, p.from(i0), key, model, e, out + i0 / 64);
       e += 32 * groups;
     }
 #endif
     for (; e < stop; ++e) {
       const size_t i = e - first;
-      const double p = p_at(i);
-      const uint32_t hi = h[e - base], t = high_threshold(p);
-      const bool kept = hi != t ? hi < t : philox_keep(key, model, e, p);
+      const double pi = p.at(i);
+      const uint32_t hi = h[e - base], t = high_threshold(pi);
+      const bool kept = hi != t ? hi < t : philox_keep(key, model, e, pi);
       out[i / 64] |= static_cast<uint64_t>(kept) << (i % 64);
     }
   }
 }
-
-void keep_bits(uint64_t key, uint32_t model, uint64_t first, size_t n, double p, uint64_t* out, Path path) {
-  [[maybe_unused]] const uint32_t t = high_threshold(p);
-  keep_bits_impl(
-      key, model, first, n, out, path, [p](size_t) { return p; },
-      [t](size_t) AMALGAM_AVX512BW {
-#if defined(__x86_64__) && defined(__GNUC__)
-        return _mm512_set1_epi16(static_cast<short>(t));
-#else
-        return 0;
-#endif
-      });
-}
-
-void keep_bits_v(uint64_t key, uint32_t model, uint64_t first, size_t n, const float* p, uint64_t* out, Path path) {
-  keep_bits_impl(
-      key, model, first, n, out, path, [p](size_t i) { return static_cast<double>(p[i]); },
-      [p](size_t i) AMALGAM_AVX512BW {
-#if defined(__x86_64__) && defined(__GNUC__)
-        return thresholds32(p + i);
-#else
-        return 0;
-#endif
-      });
-}
 }  // namespace
 
 void philox_keep_bits(uint64_t key, uint32_t model, uint64_t first, size_t n, double p, uint64_t* out) {
-  keep_bits(key, model, first, n, p, out, best_path());
+  keep_bits(key, model, first, n, {nullptr, p}, out, best_path());
 }
 void philox_keep_bits_v(uint64_t key, uint32_t model, uint64_t first, size_t n, const float* p, uint64_t* out) {
-  keep_bits_v(key, model, first, n, p, out, best_path());
+  keep_bits(key, model, first, n, {p, 0}, out, best_path());
 }
 void philox_keep_bits_portable(uint64_t key, uint32_t model, uint64_t first, size_t n, double p, uint64_t* out) {
-  keep_bits(key, model, first, n, p, out, Path::kPortable);
+  keep_bits(key, model, first, n, {nullptr, p}, out, Path::kPortable);
 }
 void philox_keep_bits_v_portable(uint64_t key, uint32_t model, uint64_t first, size_t n, const float* p,
                                  uint64_t* out) {
-  keep_bits_v(key, model, first, n, p, out, Path::kPortable);
+  keep_bits(key, model, first, n, {p, 0}, out, Path::kPortable);
 }
 
 }  // namespace amalgam
