@@ -11,12 +11,6 @@
 
 #include "kernels/simd.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define AMALGAM_AVX512BW __attribute__((target("avx512f,avx512bw")))
-#else
-#define AMALGAM_AVX512BW
-#endif
-
 namespace amalgam {
 namespace {
 constexpr uint64_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
@@ -133,6 +127,8 @@ void philox_halves(uint64_t key, uint32_t model, uint64_t g0, uint16_t* h) {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#define AMALGAM_AVX512BW __attribute__((target("avx512f,avx512bw")))
+
 // The same kLanes counters with AVX2 intrinsics: _mm256_mul_epu32 is exactly the
 // 32x32->64 multiply Philox needs (GCC synthesizes a full 64-bit multiply from the
 // portable loop).
@@ -269,39 +265,35 @@ bool have_avx2() {
   static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
   return v;
 }
-bool have_avx512bw() {
-  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx512bw"));
-  return v;
-}
 #else
 bool have_avx2() { return false; }
-bool have_avx512bw() { return false; }
 #endif
 
 enum class Path { kPortable, kAvx2, kAvx512 };
 
 Path best_path() {
-  if (cpu_has_avx512f() && have_avx512bw()) return Path::kAvx512;
+  if (cpu_has_avx512bw()) return Path::kAvx512;
   return have_avx2() ? Path::kAvx2 : Path::kPortable;
 }
 
-// The halves of counters g0 .. g0 + kBlockCounters - 1 (AVX-512: only the first half
-// when `counters` <= 16, as for the last 128 elements of a row of 896).
+// The halves of counters g0 .. g0 + kBlockCounters - 1; only the first kLanes of them
+// when `counters` <= kLanes (the last 128 elements of a row of 896).
 void block_halves(uint64_t key, uint32_t model, uint64_t g0, uint64_t counters, uint16_t* h, Path path) {
+  const bool half = counters <= kLanes;
 #if defined(__x86_64__) && defined(__GNUC__)
   if (path == Path::kAvx512) {
-    if (counters <= kBlockCounters / 2) return philox_halves_avx512<kBlockCounters / 16>(key, model, g0, h);
+    if (half) return philox_halves_avx512<kLanes / 8>(key, model, g0, h);
     return philox_halves_avx512<kBlockCounters / 8>(key, model, g0, h);
   }
   if (path == Path::kAvx2) {
     philox_halves_avx2(key, model, g0, h);
-    return philox_halves_avx2(key, model, g0 + kLanes, h + 8 * kLanes);
+    if (!half) philox_halves_avx2(key, model, g0 + kLanes, h + 8 * kLanes);
+    return;
   }
 #endif
   (void)path;
-  (void)counters;
   philox_halves(key, model, g0, h);
-  philox_halves(key, model, g0 + kLanes, h + 8 * kLanes);
+  if (!half) philox_halves(key, model, g0 + kLanes, h + 8 * kLanes);
 }
 
 // Keep bits for elements [first, first + n) with probabilities p (element first + i:

@@ -20,3 +20,13 @@ inline bool cpu_has_avx512f() {
   return false;
 #endif
 }
+
+// AVX-512F and BW (16-bit lane compares: the mask bits of kernels/philox.cc).
+inline bool cpu_has_avx512bw() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool v = cpu_has_avx512f() && (__builtin_cpu_init(), __builtin_cpu_supports("avx512bw"));
+  return v;
+#else
+  return false;
+#endif
+}

@@ -1,5 +1,5 @@
 // Element-wise kernels of the task-arithmetic family (gta.cc): task vectors and their
-// magnitude keys, Bernoulli masks, weighting, TIES sign consensus, and DELLA's per-row
+// magnitude keys, masks as bits, weighting, TIES sign consensus, and DELLA's per-row
 // ranks. Plain loops that GCC vectorizes, compiled for AVX2 and the baseline
 // (kernels/simd.h). Internal to methods/.
 #pragma once
