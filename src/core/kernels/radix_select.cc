@@ -260,6 +260,23 @@ void TopSelector::observe_delta(Local& local, uint64_t block, uint64_t first_ind
 template void TopSelector::observe_delta(Local&, uint64_t, uint64_t, const float*, const float*, size_t);
 template void TopSelector::observe_delta(Local&, uint64_t, uint64_t, const uint16_t*, const uint16_t*, size_t);
 
+template <class X>
+bool TopSelector::observe_delta_pair(TopSelector& p, Local& lp, TopSelector& q, Local& lq, uint64_t block, const X* x,
+                                     const X* b, size_t n) {
+  if (p.stage_ != kWindow || q.stage_ != kWindow) return false;
+  for (auto [s, l] : {std::pair<TopSelector*, Local*>{&p, &lp}, {&q, &lq}}) {
+    l->first_block = std::min(l->first_block, block);
+    if (l->hist.empty()) l->hist.assign(s->win_hi_ - s->win_lo_ + 1, 0);
+  }
+  window_scan_delta2(x, b, n, WindowTally{KeyWindow{p.win_lo_, p.win_hi_}, lp.hist.data(), &lp.above},
+                     WindowTally{KeyWindow{q.win_lo_, q.win_hi_}, lq.hist.data(), &lq.above});
+  return true;
+}
+template bool TopSelector::observe_delta_pair(TopSelector&, Local&, TopSelector&, Local&, uint64_t, const float*,
+                                              const float*, size_t);
+template bool TopSelector::observe_delta_pair(TopSelector&, Local&, TopSelector&, Local&, uint64_t, const uint16_t*,
+                                              const uint16_t*, size_t);
+
 // Hands a first-pass histogram to a chunk. Until the window is known only all-zero ones
 // are handed out, so the first commit sees one chunk's counts alone; afterwards an idle
 // one is reused and its window bins are noted, to take the chunk's own counts by

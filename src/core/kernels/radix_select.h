@@ -149,6 +149,12 @@ class TopSelector {
   // X is float or uint16_t (bf16 bits: the executor's bf16 path, methods/method.h).
   template <class X>
   void observe_delta(Local& local, uint64_t block, uint64_t first_index, const X* x, const X* b, size_t n);
+  // Two selectors over the same keys, both in their window pass (breadcrumbs' two cuts):
+  // one scan serves both windows, with the counts of observe_delta on each. Returns false,
+  // observing nothing, when either is in another stage.
+  template <class X>
+  static bool observe_delta_pair(TopSelector& p, Local& lp, TopSelector& q, Local& lq, uint64_t block, const X* x,
+                                 const X* b, size_t n);
   void commit(Local& local);
   // Takes the first-pass histogram of another selector over the same keys (both still in
   // kHi, before finish_pass): breadcrumbs' two cuts then histogram the data once.

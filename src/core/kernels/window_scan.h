@@ -27,9 +27,22 @@ void window_scan_delta(const float* x, const float* b, size_t n, KeyWindow w, ui
 void window_scan_delta(const uint16_t* x, const uint16_t* b, size_t n, KeyWindow w, uint64_t* hist,
                        uint64_t* above);
 
+// Two windows over the same keys in one scan (breadcrumbs' two cuts): the keys are
+// computed once, and each window gets exactly the counts of its own window_scan_delta.
+struct WindowTally {
+  KeyWindow w;
+  uint64_t* hist = nullptr;   // w.width() bins
+  uint64_t* above = nullptr;
+};
+void window_scan_delta2(const float* x, const float* b, size_t n, const WindowTally& first, const WindowTally& second);
+void window_scan_delta2(const uint16_t* x, const uint16_t* b, size_t n, const WindowTally& first,
+                        const WindowTally& second);
+
 // Portable versions (used by the above without AVX-512; tests compare them).
 void window_scan_keys_portable(const uint32_t* keys, size_t n, KeyWindow w, uint64_t* hist, uint64_t* above);
 void window_scan_delta_portable(const uint16_t* x, const uint16_t* b, size_t n, KeyWindow w, uint64_t* hist,
                                 uint64_t* above);
+void window_scan_delta2_portable(const uint16_t* x, const uint16_t* b, size_t n, const WindowTally& first,
+                                 const WindowTally& second);
 
 }  // namespace amalgam

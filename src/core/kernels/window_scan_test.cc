@@ -1,6 +1,7 @@
 // window_scan: the AVX-512 kernel and the portable one against a direct count, on keys
 // around and on the window's edges (first and last bin, bin edges, above the top bin's
-// low bits), from keys, f32 deltas and bf16 deltas; lengths that leave tails.
+// low bits), from keys, f32 deltas and bf16 deltas; lengths that leave tails; two
+// windows in one scan against one scan each.
 #include "kernels/window_scan.h"
 
 #include <gtest/gtest.h>
@@ -84,6 +85,58 @@ TEST(WindowScan, KernelsAgreeWithADirectCount) {
       }
       EXPECT_EQ(got.above, want.above + 5) << c.what << " trial " << trial;
       EXPECT_EQ(got.hist, want.hist) << c.what << " trial " << trial;
+    }
+  }
+}
+
+// Breadcrumbs' two windows in one scan: each gets the counts of its own scan, whether the
+// windows are apart, overlapping or the same, from bf16 (AVX-512 and portable) and f32.
+TEST(WindowScan, TwoWindowsCountAsTheirOwnScans) {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 60; ++trial) {
+    const size_t n = rng() % 4000;
+    const uint32_t lo_a = trial % 9 == 0 ? 0 : 0x3a00 + rng() % 64;
+    const KeyWindow wa{lo_a, lo_a + static_cast<uint32_t>(rng() % 40)};
+    const uint32_t lo_b = trial % 3 == 0 ? lo_a : (trial % 3 == 1 ? wa.hi_bin - rng() % 4 : 0x3a40 + rng() % 64);
+    const KeyWindow wb{lo_b, lo_b + static_cast<uint32_t>(rng() % 40)};
+    std::vector<uint16_t> xb(n), bb(n);
+    std::vector<float> xf(n), bf(n);
+    for (size_t i = 0; i < n; ++i) {
+      const KeyWindow& w = rng() % 2 ? wa : wb;
+      const uint32_t bin = w.lo_bin + static_cast<uint32_t>(rng() % (w.width() + 6)) - 3;
+      const uint32_t vb = (bin & 0x7fffu) << 16;
+      float v;
+      std::memcpy(&v, &vb, 4);
+      bb[i] = f32_to_bf16((rng() % 2 ? v : -v) * static_cast<float>(1 + rng() % 4));
+      xb[i] = f32_to_bf16(load_bf16(bb[i]) + (rng() % 2 ? v : -v));
+      bf[i] = load_bf16(bb[i]);
+      xf[i] = load_bf16(xb[i]) + static_cast<float>(rng() % 1000) * 1e-9f;
+    }
+    for (int form = 0; form < 3; ++form) {
+      Counts want_a{std::vector<uint64_t>(wa.width(), 0), 3}, want_b{std::vector<uint64_t>(wb.width(), 0), 4};
+      Counts got_a = want_a, got_b = want_b;
+      if (form == 2) {
+        window_scan_delta(xf.data(), bf.data(), n, wa, want_a.hist.data(), &want_a.above);
+        window_scan_delta(xf.data(), bf.data(), n, wb, want_b.hist.data(), &want_b.above);
+      } else {
+        window_scan_delta_portable(xb.data(), bb.data(), n, wa, want_a.hist.data(), &want_a.above);
+        window_scan_delta_portable(xb.data(), bb.data(), n, wb, want_b.hist.data(), &want_b.above);
+      }
+      const WindowTally ta{wa, got_a.hist.data(), &got_a.above}, tb{wb, got_b.hist.data(), &got_b.above};
+      switch (form) {
+        case 0: window_scan_delta2(xb.data(), bb.data(), n, ta, tb); break;
+        case 1: window_scan_delta2_portable(xb.data(), bb.data(), n, ta, tb); break;
+        case 2: window_scan_delta2(xf.data(), bf.data(), n, ta, tb); break;
+      }
+      EXPECT_EQ(got_a.above, want_a.above) << "form " << form << " trial " << trial;
+      EXPECT_EQ(got_a.hist, want_a.hist) << "form " << form << " trial " << trial;
+      EXPECT_EQ(got_b.above, want_b.above) << "form " << form << " trial " << trial;
+      EXPECT_EQ(got_b.hist, want_b.hist) << "form " << form << " trial " << trial;
+      if (n > 1000 && form == 0) {
+        uint64_t in_a = 0;
+        for (uint64_t h : want_a.hist) in_a += h & 0xffffffffu;
+        EXPECT_GT(in_a, n / 10);
+      }
     }
   }
 }

@@ -378,6 +378,10 @@ class GtaMerger final : public TensorMerger {
   template <class X>
   bool merge_tiles(uint64_t begin, uint64_t count, std::span<const X* const> in, float* out32,
                    uint16_t* out16) const;
+  // Breadcrumbs (no consensus) on a bf16 tile [g, g + n) whose every cut is plain: the
+  // fused band_sum_bf16 into out, tie ranks advanced, finite updated. False: not taken.
+  bool band_tile_bf16(uint64_t g, size_t n, uint64_t off, std::span<const uint16_t* const> in, std::vector<Ranks>& ranks,
+                      uint16_t* out, bool& finite) const;
   template <class X>
   void accumulate_rescale(uint64_t begin, uint64_t count, std::span<const X* const> in);
 
@@ -534,6 +538,11 @@ void GtaMerger::accumulate_select(uint64_t begin, uint64_t count_all, std::span<
       bool b = m.drop_top && m.drop_top->stage() != TopSelector::kDone;
       if (!a && !b) continue;
       if (shares_first_pass(m)) b = false;  // finish_pass copies keep_top's histogram
+      // Breadcrumbs' two windows: one scan of the whole block for both.
+      if (a && b &&
+          TopSelector::observe_delta_pair(*m.keep_top, locals[2 * k], *m.drop_top, locals[2 * k + 1], blk,
+                                          in[m.input] + (first - begin), in[base_] + (first - begin), count))
+        continue;
       for_each_tile(first - begin, count, [&](uint64_t off, uint64_t n) {
         const X* x = in[m.input] + off;
         const X* bx = in[base_] + off;
@@ -628,6 +637,42 @@ void GtaMerger::accumulate_rescale(uint64_t begin, uint64_t count_all, std::span
   });
 }
 
+bool GtaMerger::band_tile_bf16(uint64_t g, size_t n, uint64_t off, std::span<const uint16_t* const> in,
+                               std::vector<Ranks>& ranks, uint16_t* out, bool& finite) const {
+  const size_t M = models_.size();
+  if (kind_.sparsifier != Sparsifier::Outliers || kind_.consensus || M > kMaxBandModels) return false;
+  BandCut cuts[kMaxBandModels];
+  const uint16_t* xs[kMaxBandModels];
+  for (size_t k = 0; k < M; ++k) {
+    const ModelState& m = models_[k];
+    xs[k] = in[m.input] + off;
+    cuts[k].w = m.weight;
+    cuts[k].s = m.scale;
+    if (!m.sparsified) continue;  // every key kept: w * (d * s), as weigh() with s = 1
+    if (kind_.sparsifier != Sparsifier::Outliers || !m.keep_top || !m.drop_top) return false;
+    const TopCut &keep = m.keep_top->cut(), &drop = m.drop_top->cut();
+    // plain_cut assumes every key of the tile may equal T; a rank cut a few tiles ahead
+    // usually has only its few equal keys here (bf16 task vectors: 10-30 a tile): all
+    // below `need`, so all selected. Counting them keeps ~10% of the tiles fused.
+    auto plain = [&](const TopCut& cut, uint64_t rank) {
+      return plain_cut(cut, g, n, rank) ||
+             (cut.ties == TopCut::ByRank && rank + count_delta_equal(xs[k], in[base_] + off, n, cut.threshold) <= cut.need);
+    };
+    if (!plain(keep, ranks[k].keep) || !plain(drop, ranks[k].drop)) return false;
+    cuts[k].keep_t = keep.threshold;
+    cuts[k].keep_equal = cut_keeps_equal(keep, g, n, ranks[k].keep);
+    cuts[k].drop_t = drop.threshold;
+    cuts[k].drop_equal = cut_keeps_equal(drop, g, n, ranks[k].drop);
+  }
+  BandCounts counts[kMaxBandModels];
+  finite &= band_sum_bf16(xs, M, in[base_] + off, n, cuts, normalize_, weight_sum_, lambda_, out, counts);
+  for (size_t k = 0; k < M; ++k) {
+    ranks[k].keep += counts[k].keep_equal;
+    ranks[k].drop += counts[k].drop_equal;
+  }
+  return true;
+}
+
 namespace {
 struct MergeScratch {
   std::vector<float> E, mask, tmp, D, Z, S, w, B, O;
@@ -702,6 +747,9 @@ bool GtaMerger::merge_tiles(uint64_t begin, uint64_t count, std::span<const X* c
     for (uint64_t t = 0; t < cnt; t += unit_) {
       const size_t n = std::min<uint64_t>(unit_, cnt - t);
       const uint64_t off = first - begin + t;
+      if constexpr (kBf16) {
+        if (band_tile_bf16(first + t, n, off, in, ranks, out16 + off, finite)) continue;
+      }
       const float* b = base_tile(off, n);
       // E_k = w_k * delta'_k (delta' = delta * mask * rescale).
       for (size_t k = 0; k < M; ++k) {

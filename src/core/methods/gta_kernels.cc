@@ -2,6 +2,8 @@
 #include "methods/gta_kernels.h"
 
 #include <algorithm>
+#include <bit>
+#include <stdexcept>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -226,6 +228,83 @@ AMALGAM_SIMD_CLONES BandCounts band_delta(const uint16_t* x, const float* b, siz
                                           bool keep_equal, uint32_t drop_t, bool drop_equal, float s, float w,
                                           float* e) {
   return band_delta_body(x, b, n, keep_t, keep_equal, drop_t, drop_equal, s, w, e);
+}
+
+AMALGAM_SIMD_CLONES uint64_t count_delta_equal(const uint16_t* __restrict x, const uint16_t* __restrict b, size_t n,
+                                              uint32_t t) {
+  uint64_t equal = 0;
+  for (size_t i = 0; i < n; ++i) equal += abs_key(load_bf16(x[i]) - load_bf16(b[i])) == t;
+  return equal;
+}
+
+template <size_t kM>
+inline __attribute__((always_inline)) bool band_sum_bf16_body(const uint16_t* const* xs, const uint16_t* __restrict base,
+                                                             size_t n, const BandCut* cuts, bool normalize, float z,
+                                                             float lambda, uint16_t* __restrict out,
+                                                             BandCounts* counts) {
+  const uint16_t* __restrict x[kM];
+  uint32_t keep_lo[kM], drop_lo[kM], keep_t[kM], drop_t[kM], keq[kM], deq[kM];
+  float s[kM], w[kM];
+  for (size_t k = 0; k < kM; ++k) {
+    const BandCut& c = cuts[k];
+    x[k] = xs[k];
+    keep_t[k] = c.keep_t;
+    drop_t[k] = c.drop_t;
+    keep_lo[k] = c.keep_equal || c.keep_t == 0xffffffffu ? c.keep_t : c.keep_t + 1;  // as band_delta
+    drop_lo[k] = c.drop_equal || c.drop_t == 0xffffffffu ? c.drop_t : c.drop_t + 1;
+    s[k] = c.s;
+    w[k] = c.w;
+    keq[k] = deq[k] = 0;
+  }
+  const bool scale = lambda != 1.0f;
+  uint32_t nonfinite = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float b = load_bf16(base[i]);
+    float D = 0.0f;
+#pragma GCC unroll 8
+    for (size_t k = 0; k < kM; ++k) {
+      const float d = load_bf16(x[k][i]) - b;
+      const uint32_t key = abs_key(d);
+      const float e = weigh_selected(d, s[k], w[k], (key >= keep_lo[k]) & (key < drop_lo[k]));
+      keq[k] += key == keep_t[k];
+      deq[k] += key == drop_t[k];
+      D = k == 0 ? e : D + e;
+    }
+    if (normalize) D /= z;
+    if (scale) D *= lambda;
+    const uint32_t u = std::bit_cast<uint32_t>(b + D);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;  // f32_to_bf16_finite
+    out[i] = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
+    nonfinite |= (u & 0x7f800000u) + 0x00800000u;
+  }
+  for (size_t k = 0; k < kM; ++k) {
+    counts[k].keep_equal += keq[k];
+    counts[k].drop_equal += deq[k];
+  }
+  return (nonfinite & 0x80000000u) == 0;
+}
+
+template <size_t kM>
+AMALGAM_SIMD_CLONES bool band_sum_bf16_fixed(const uint16_t* const* xs, const uint16_t* base, size_t n,
+                                             const BandCut* cuts, bool normalize, float z, float lambda,
+                                             uint16_t* out, BandCounts* counts) {
+  return band_sum_bf16_body<kM>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+}
+
+bool band_sum_bf16(const uint16_t* const* xs, size_t M, const uint16_t* base, size_t n, const BandCut* cuts,
+                   bool normalize, float z, float lambda, uint16_t* out, BandCounts* counts) {
+  // Tie counts are 32-bit per call: callers pass tiles, far below 2^32 elements.
+  switch (M) {
+    case 1: return band_sum_bf16_fixed<1>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+    case 2: return band_sum_bf16_fixed<2>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+    case 3: return band_sum_bf16_fixed<3>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+    case 4: return band_sum_bf16_fixed<4>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+    case 5: return band_sum_bf16_fixed<5>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+    case 6: return band_sum_bf16_fixed<6>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+    case 7: return band_sum_bf16_fixed<7>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+    case 8: return band_sum_bf16_fixed<8>(xs, base, n, cuts, normalize, z, lambda, out, counts);
+  }
+  throw std::logic_error("band_sum_bf16: more than kMaxBandModels models");
 }
 
 // e = w * (d * mask * s): mergekit's E_i = w_i * delta'_i.

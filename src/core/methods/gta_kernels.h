@@ -51,6 +51,22 @@ BandCounts band_delta(const float* x, const float* b, size_t n, uint32_t keep_t,
                       bool drop_equal, float s, float w, float* e);
 BandCounts band_delta(const uint16_t* x, const float* b, size_t n, uint32_t keep_t, bool keep_equal, uint32_t drop_t,
                       bool drop_equal, float s, float w, float* e);
+// Breadcrumbs without sign consensus on a bf16 tile, bf16 out, in one loop per element:
+// the base, each model's band_delta, sum_combine and f32_to_bf16_finite, with the same
+// operations in the same order (so the same bits as those steps; the f32 tiles between
+// them were 40% of the merge pass). A model that is not sparsified takes keep_t = 0,
+// drop_t = 2^32 - 1 with both *_equal set. Adds each model's tie counts to counts[k];
+// returns false when some f32 result was not finite. At most kMaxBandModels models.
+struct BandCut {
+  uint32_t keep_t = 0, drop_t = 0xffffffffu;
+  bool keep_equal = true, drop_equal = true;
+  float s = 1.0f, w = 1.0f;
+};
+inline constexpr size_t kMaxBandModels = 8;
+// Elements whose key abs_key(x - b) (bf16 bits both) equals t.
+uint64_t count_delta_equal(const uint16_t* x, const uint16_t* b, size_t n, uint32_t t);
+bool band_sum_bf16(const uint16_t* const* xs, size_t M, const uint16_t* base, size_t n, const BandCut* cuts,
+                   bool normalize, float z, float lambda, uint16_t* out, BandCounts* counts);
 // e = w * (e * mask * s) (mask may be null: e = w * e).
 void weigh(float* e, const float* mask, float s, float w, size_t n);
 // TIES consensus over M weighted deltas E (row stride `stride`), normalize, lambda, + base.

@@ -4,12 +4,15 @@
 // and stride. band_delta (breadcrumbs' fused band) gives the bits of its two cuts and
 // weigh, from f32 and from bf16. consensus_combine's fused loop for 1-8 models gives the
 // bits of its row-by-row loops (a scalar copy of them here), zeros and NaNs included.
-// DARE's bit kernels give the bits of the float-mask steps they replace.
+// band_sum_bf16 (breadcrumbs' whole bf16 tile) gives the bits of band_delta,
+// sum_combine and the rounding. DARE's bit kernels give the bits of the float-mask steps
+// they replace.
 #include "methods/gta_kernels.h"
 
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -101,6 +104,76 @@ TEST(GtaKernels, BandDeltaEqualsTwoCutsAndWeigh) {
         EXPECT_EQ(c.keep_equal, keq);
         EXPECT_EQ(c.drop_equal, deq);
       }
+    }
+}
+
+// The fused bf16 tile: band_delta per model (f32 base), sum_combine, f32_to_bf16_finite;
+// every model count 1-8, cuts on and off threshold, unsparsified models, normalize and
+// lambda, and non-finite results (bits and flag).
+TEST(GtaKernels, BandSumBf16EqualsItsSteps) {
+  std::mt19937_64 rng(9);
+  const size_t n = 1500;
+  const uint32_t k1 = abs_key(1.0f / 64), k2 = abs_key(3.0f / 64), k4 = abs_key(4.0f / 64);
+  for (size_t M = 1; M <= kMaxBandModels; ++M)
+    for (int variant = 0; variant < 6; ++variant) {
+      std::vector<uint16_t> b16(n);
+      std::vector<std::vector<uint16_t>> x16(M, std::vector<uint16_t>(n));
+      std::vector<float> b(n);
+      for (size_t i = 0; i < n; ++i) {
+        b[i] = static_cast<float>(static_cast<int>(rng() % 256) - 128) / 64.0f;
+        if (variant == 5 && i % 97 == 3) b[i] = 3e38f;  // overflows once the deltas are added
+        b16[i] = f32_to_bf16(b[i]);
+        b[i] = load_bf16(b16[i]);
+      }
+      for (size_t k = 0; k < M; ++k)
+        for (size_t i = 0; i < n; ++i) {
+          float v = b[i] + static_cast<float>(static_cast<int>(rng() % 9) - 4) / 64.0f;
+          if (variant == 5 && i % 97 == 3) v = -3e38f;
+          if (variant == 4 && i == 77 && k == M - 1) v = std::numeric_limits<float>::quiet_NaN();
+          x16[k][i] = f32_to_bf16(v);
+        }
+      std::vector<BandCut> cuts(M);
+      const uint32_t keeps[] = {0, k1, k1, 0xffffffffu}, drops[] = {k2, k4, 0xffffffffu, k2};
+      for (size_t k = 0; k < M; ++k) {
+        cuts[k].w = 0.3f + 0.2f * static_cast<float>(k);
+        cuts[k].s = k % 2 ? 1.3f : 1.0f;
+        if ((k + static_cast<size_t>(variant)) % 3 == 2) continue;  // not sparsified
+        cuts[k].keep_t = keeps[(k + static_cast<size_t>(variant)) % 4];
+        cuts[k].drop_t = drops[(k * 3 + static_cast<size_t>(variant)) % 4];
+        cuts[k].keep_equal = (k + static_cast<size_t>(variant)) % 2 == 0;
+        cuts[k].drop_equal = k % 3 == 1;
+      }
+      const bool normalize = variant % 2 == 1;
+      const float z = 1.7f, lambda = variant >= 2 ? 0.6f : 1.0f;
+      // The steps of merge_tiles' general bf16 path.
+      std::vector<float> E(M * n), D(n), out32(n);
+      std::vector<BandCounts> want_counts(M);
+      for (size_t k = 0; k < M; ++k)
+        want_counts[k] = band_delta(x16[k].data(), b.data(), n, cuts[k].keep_t, cuts[k].keep_equal, cuts[k].drop_t,
+                                    cuts[k].drop_equal, cuts[k].s, cuts[k].w, E.data() + k * n);
+      sum_combine(E.data(), n, M, n, normalize, z, lambda, b.data(), out32.data(), D.data());
+      std::vector<uint16_t> want(n), got(n);
+      const bool want_finite = f32_to_bf16_finite(out32.data(), want.data(), n);
+      std::vector<const uint16_t*> xs(M);
+      for (size_t k = 0; k < M; ++k) xs[k] = x16[k].data();
+      std::vector<BandCounts> counts(M);
+      counts[0].keep_equal = 5;  // added to
+      const bool finite =
+          band_sum_bf16(xs.data(), M, b16.data(), n, cuts.data(), normalize, z, lambda, got.data(), counts.data());
+      EXPECT_EQ(finite, want_finite) << "M " << M << " variant " << variant;
+      EXPECT_EQ(want_finite, variant < 4) << "M " << M << " variant " << variant;
+      EXPECT_EQ(got, want) << "M " << M << " variant " << variant;
+      for (size_t k = 0; k < M; ++k) {
+        EXPECT_EQ(counts[k].keep_equal, want_counts[k].keep_equal + (k == 0 ? 5 : 0)) << "M " << M << " model " << k;
+        EXPECT_EQ(counts[k].drop_equal, want_counts[k].drop_equal) << "M " << M << " model " << k;
+      }
+      // count_delta_equal: the keys == a threshold of each model's deltas.
+      for (size_t k = 0; k < M; ++k)
+        for (uint32_t t : {k1, k2, k4, 0u}) {
+          uint64_t equal = 0;
+          for (size_t i = 0; i < n; ++i) equal += abs_key(load_bf16(x16[k][i]) - b[i]) == t;
+          EXPECT_EQ(count_delta_equal(x16[k].data(), b16.data(), n, t), equal);
+        }
     }
 }
 
