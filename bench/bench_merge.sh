@@ -76,9 +76,16 @@ timed() {
 run_size() {  # SIZE METHODS REFERENCE
   local dir; dir=$(models_for "$1")
   local files=("$dir"/base/*.safetensors "$dir"/expert_*/*.safetensors)
+  # A warm page cache in a reproducible state: the inputs dropped from it and read back,
+  # as a model read from disk is. Which pages back a cached file depends on how it got
+  # there: written in pieces (as the synthetic models were) it sat in 4 KiB pages; read
+  # back through readahead, in 2 MiB folios (Linux >= 6.16, ext4), and every read of it
+  # costs the kernel less (2026-12-03: breadcrumbs 0.8 s of system time instead of 1.2).
+  local f
+  for f in "${files[@]}"; do dd if="$f" iflag=nocache count=0 status=none; done
   local input_bytes; input_bytes=$(cat "${files[@]}" | wc -c)  # also warms the page cache
   echo
-  echo "model: qwen2 $1 x5 (base + 4 experts), bf16, $(awk -v b="$input_bytes" 'BEGIN{printf "%.2f", b/1e9}') GB of input; $threads threads; $(nproc) cores; load $(cut -d' ' -f1 /proc/loadavg)"
+  echo "model: qwen2 $1 x5 (base + 4 experts), bf16, $(awk -v b="$input_bytes" 'BEGIN{printf "%.2f", b/1e9}') GB of input; $threads threads; $(nproc) cores; load $(cut -d' ' -f1 /proc/loadavg); $(awk '/^FileHugePages/{printf "%.1f GB", $2/1e6}' /proc/meminfo) of the page cache in 2 MiB folios"
   "$floor_bin" "$threads" "${files[@]}" | awk '{printf "floor: %s = %s GB/s\n", $1, $2}'
   echo "(GB/s = bytes of the models each recipe reads / wall seconds of the whole process)"
   printf "| %-16s | %8s | %8s | %9s | %7s | %9s | %8s |\n" method "GB/s" "seconds" "ref GB/s" ratio "RSS MiB" "ref RSS"

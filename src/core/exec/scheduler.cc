@@ -286,6 +286,10 @@ class Scheduler {
       }
       for (size_t i = 0; i < n; ++i) {
         float* dst = buf.in.data() + i * block;
+        if (!reads_input(task, pass, merging, i)) {
+          buf.ptrs[i] = nullptr;
+          continue;
+        }
         if (task.resident.empty()) {
           read += task.inputs[i].read(range.begin + at, cnt, dst, buf.segments, buf.scratch);
         } else {
@@ -320,10 +324,20 @@ class Scheduler {
   // Points buf.raw_ptrs at the stored bf16 bits of elements [begin, begin + count) of
   // every input: in the resident copy when there is one (read into it by pass 0), else
   // read into buf.raw (`block` elements per input). Returns the bytes read.
+  // Whether this pass reads input i: merges and resident copies read every input.
+  static bool reads_input(const TensorTask& task, int pass, bool merging, size_t i) {
+    return merging || !task.resident.empty() || task.merger->pass_reads(pass, i);
+  }
+
   static uint64_t read_bf16(TensorTask& task, int pass, uint64_t begin, uint64_t count, uint64_t block,
                             WorkerBuffers& buf) {
     uint64_t read = 0;
+    const bool merging = pass + 1 == task.passes;
     for (size_t i = 0; i < task.inputs.size(); ++i) {
+      if (!reads_input(task, pass, merging, i)) {
+        buf.raw_ptrs[i] = nullptr;
+        continue;
+      }
       if (!task.resident.empty()) {
         uint8_t* raw = task.resident[i].data() + begin * 2;
         if (pass == 0) read += task.inputs[i].read_raw(begin, count, raw);

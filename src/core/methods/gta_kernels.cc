@@ -441,41 +441,107 @@ void order_keys(const uint32_t* keys, size_t C, RankScratch& s) {
 }
 
 // Rows of up to 2^kPackedPositionBits keys sort 32-bit items: (key >> shift) << pb |
-// position, with pb position bits and shift = pb - 1 so the truncated 31-bit key fills the
-// rest. A 32-bit sort moves half the bytes of a 64-bit one and its vectors hold twice the
-// keys (vqsort time halved on della). Items whose truncated keys are equal come out by
-// position: right when their full keys are equal too (ties rank by position, §8.4), else
-// the row is sorted again by (key << 32 | position). bf16-sourced task vectors have few
-// significant bits, so that is rare; the check is one branch-free sweep (a loop that
-// branched on each run mispredicted and cost more than the sort saved).
+// position, with pb position bits, and shift the fewest key bits to drop so that the
+// row's largest key fits beside them (keys < 2^31, and below 1.0 (2^30) in task
+// vectors: shift = pb - 2 there). A 32-bit sort moves half the bytes of a 64-bit one and
+// its vectors hold twice the keys (vqsort time halved on della). Items whose truncated
+// keys are equal come out by position: right when their full keys are equal too (ties
+// rank by position, §8.4), else the row is sorted again by (key << 32 | position).
+// bf16-sourced task vectors have few significant bits, so that is rare; the check is one
+// branch-free sweep (a loop that branched on each run mispredicted and cost more than the
+// sort saved), and is skipped when no key had a dropped bit set (92% of the 896-key rows
+// of the 0.5B bench; 85% with the fixed shift pb - 1 of before).
 constexpr unsigned kPackedPositionBits = 14;
 
-// items[i] = (keys[i] >> shift) << pb | i; returns the OR of the keys (vectorized: the
-// scalar loop was a fifth of rank_lookup).
-AMALGAM_SIMD_CLONES uint32_t pack_rank_items(const uint32_t* __restrict keys, size_t C, unsigned shift, unsigned pb,
-                                             uint32_t* __restrict items) {
+// The OR of the keys (its highest bit is the largest key's).
+AMALGAM_SIMD_CLONES uint32_t or_keys(const uint32_t* __restrict keys, size_t C) {
   uint32_t all = 0;
-  for (size_t i = 0; i < C; ++i) {
-    items[i] = ((keys[i] >> shift) << pb) | static_cast<uint32_t>(i);
-    all |= keys[i];
-  }
+  for (size_t i = 0; i < C; ++i) all |= keys[i];
   return all;
 }
+
+// items[i] = (keys[i] >> shift) << pb | i (vectorized: the scalar loop was a fifth of
+// rank_lookup).
+AMALGAM_SIMD_CLONES void pack_rank_items(const uint32_t* __restrict keys, size_t C, unsigned shift, unsigned pb,
+                                         uint32_t* __restrict items) {
+  for (size_t i = 0; i < C; ++i) items[i] = ((keys[i] >> shift) << pb) | static_cast<uint32_t>(i);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// rank_lookup_packed's sweep for stride 1, 16 sorted items at a time: out[position] =
+// table[rank] by a scatter, and with `check` one gather of the items' full keys, compared
+// with their neighbours' (the previous vector's last lane carried over). True when some
+// neighbours with equal truncated keys have their full keys out of order.
+__attribute__((target("avx512f"))) static bool lookup_items_avx512(const uint32_t* keys, const uint32_t* items,
+                                                                   size_t C, unsigned pb, bool check,
+                                                                   const float* table, float* out) {
+  const uint32_t pos_mask = (uint32_t{1} << pb) - 1;
+  const __m512i vmask = _mm512_set1_epi32(static_cast<int>(pos_mask));
+  const __m128i count = _mm_cvtsi32_si128(static_cast<int>(pb));
+  // Item 0's "previous" is itself: equal, not smaller.
+  __m512i prev_it = _mm512_set1_epi32(static_cast<int>(items[0]));
+  __m512i prev_k = _mm512_set1_epi32(static_cast<int>(keys[items[0] & pos_mask]));
+  __mmask16 mis = 0;
+  size_t q = 0;
+  for (; q + 16 <= C; q += 16) {
+    const __m512i it = _mm512_loadu_si512(items + q);
+    const __m512i pos = _mm512_and_si512(it, vmask);
+    _mm512_i32scatter_ps(out, pos, _mm512_loadu_ps(table + q), 4);
+    if (check) {
+      const __m512i k = _mm512_i32gather_epi32(pos, keys, 4);
+      const __m512i itp = _mm512_alignr_epi32(it, prev_it, 15);  // items q - 1 .. q + 14
+      const __m512i kp = _mm512_alignr_epi32(k, prev_k, 15);
+      const __mmask16 same = _mm512_cmpeq_epi32_mask(_mm512_srl_epi32(it, count), _mm512_srl_epi32(itp, count));
+      mis |= _mm512_mask_cmplt_epu32_mask(same, k, kp);
+      prev_k = k;
+    }
+    prev_it = it;
+  }
+  uint32_t misordered = mis != 0;
+  uint32_t prev_item = q ? items[q - 1] : items[0];
+  uint32_t prev_key = keys[prev_item & pos_mask];
+  for (; q < C; ++q) {
+    const uint32_t pos = items[q] & pos_mask, key = keys[pos];
+    misordered |= static_cast<uint32_t>((items[q] >> pb) == (prev_item >> pb)) & static_cast<uint32_t>(key < prev_key);
+    prev_item = items[q];
+    prev_key = key;
+    out[pos] = table[q];
+  }
+  return check && misordered;
+}
+#pragma GCC diagnostic pop
+#else
+static bool lookup_items_avx512(const uint32_t*, const uint32_t*, size_t, unsigned, bool, const float*, float*) {
+  return false;
+}
+#endif
 
 void rank_lookup_packed(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride,
                         RankScratch& s) {
   const unsigned pb = static_cast<unsigned>(64 - __builtin_clzll(static_cast<uint64_t>(C - 1)));
-  const unsigned shift = pb - 1;
   const uint32_t pos_mask = (uint32_t{1} << pb) - 1;
+  const uint32_t all = or_keys(keys, C);
+  const unsigned key_bits = all == 0 ? 0 : static_cast<unsigned>(32 - __builtin_clz(all));
+  const unsigned shift = key_bits + pb > 32 ? key_bits + pb - 32 : 0;
   s.packed.resize(C);
   uint32_t* __restrict items = s.packed.data();
-  // The key bits the packing drops, OR-ed over the row.
-  const uint32_t dropped = pack_rank_items(keys, C, shift, pb, items);
+  pack_rank_items(keys, C, shift, pb, items);
   thread_local hwy::Sorter sorter;
   sorter(items, C, hwy::SortAscending());
   // No key lost a set bit: the packed keys order exactly like the keys (the usual case
   // for bf16 task vectors: 45% of this function's time went to the check below).
-  if ((dropped & ((uint32_t{1} << shift) - 1)) == 0) {
+  const bool exact = (all & ((uint32_t{1} << shift) - 1)) == 0;
+  if (stride == 1 && cpu_has_avx512f()) {
+    if (lookup_items_avx512(keys, items, C, pb, !exact, table, out)) {
+      order_keys(keys, C, s);
+      for (size_t q = 0; q < C; ++q) out[static_cast<uint32_t>(s.items[q])] = table[q];
+    }
+    return;
+  }
+  if (exact) {
     for (size_t q = 0; q < C; ++q) out[(items[q] & pos_mask) * stride] = table[q];
     return;
   }

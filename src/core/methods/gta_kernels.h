@@ -84,8 +84,8 @@ struct RankScratch {
 // by a 64-bit sort of (key << 32 | position): the reference for rank_lookup.
 void rank_keys(const uint32_t* keys, size_t C, uint32_t* rank, RankScratch& s);
 // out[pos * stride] = table[rank of keys[pos]] (the same ranks as rank_keys). Keys are
-// abs_key() patterns (< 2^31): the packed sort of short rows shifts them by one bit less
-// than the position width.
+// abs_key() patterns (< 2^31): the packed sort of short rows drops as many of their low
+// bits as the row's largest key needs to fit beside the position bits.
 void rank_lookup(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride, RankScratch& s);
 // rank_lookup for `rows` consecutive rows of C keys each (stride 1).
 void rank_lookup_rows(const uint32_t* keys, size_t rows, size_t C, const float* table, float* out,

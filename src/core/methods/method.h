@@ -101,6 +101,11 @@ class TensorMerger {
   virtual void observe_sample(const Chunk& piece) {}
   virtual void sample_done() {}
   virtual void accumulate(int pass, const Chunk& chunk) {}
+  // Whether statistics pass `pass` (asked during it) reads input `input`; inputs it does
+  // not read are null in that pass's chunks. Default: all. A selection that needs another
+  // pass for one model's cut (a sample that misled it) so reads the base and that model
+  // instead of every input.
+  virtual bool pass_reads(int pass, size_t input) const { return true; }
   virtual void finish_pass(int pass) {}
   virtual void merge(const Chunk& chunk, float* out) const = 0;
   // An optional path for bf16 checkpoints merged to bf16: the executor hands the stored
