@@ -78,7 +78,11 @@ std::vector<float> merge_in_memory(const MergeMethod& method, const TensorJob& j
   for (int pass = 0; pass < merger->stat_passes(); ++pass) {
     run_chunks(n_chunks, threads, [&](uint64_t c) {
       std::vector<const float*> ptrs;
-      merger->accumulate(pass, make_chunk(c, ptrs));
+      Chunk ch = make_chunk(c, ptrs);
+      // As the executor: the inputs this pass does not read are null.
+      for (size_t i = 0; i < ptrs.size(); ++i)
+        if (!merger->pass_reads(pass, i)) ptrs[i] = nullptr;
+      merger->accumulate(pass, ch);
     });
     merger->finish_pass(pass);
   }

@@ -85,6 +85,30 @@ TEST(MethodProperties, TiesWithoutConflictsIsTaskArithmetic) {
   EXPECT_TRUE(same_bits(run("ties", ties, in), run("task_arithmetic", ta, in)));
 }
 
+// A selection pass reads the base and the models still selecting (TensorMerger::pass_reads):
+// here the model at density 1 selects nothing. merge_in_memory hands null for the others,
+// as the executor does, and a model that keeps everything merges as task arithmetic would.
+TEST(MethodProperties, SelectionPassesReadOnlyTheModelsTheyRank) {
+  auto in = random_models(3, 150000, 8);
+  for (const char* method : {"ties", "breadcrumbs"}) {
+    std::vector<Params> mp = {{}, {{"weight", 0.7}, {"density", 0.5}}, {{"weight", 0.4}, {"density", 1.0}}};
+    const auto job = make_job({150000}, 3, 0, mp);
+    auto merger = find_method(method)->create(job);
+    ASSERT_GT(merger->stat_passes(), 0) << method;
+    EXPECT_TRUE(merger->pass_reads(0, 0)) << method;
+    EXPECT_TRUE(merger->pass_reads(0, 1)) << method;
+    EXPECT_FALSE(merger->pass_reads(0, 2)) << method;
+    // Input 2 reads as null in the selection passes; the merge is still the method's.
+    const auto merged = run(method, job, in);
+    std::vector<Params> mp0 = mp;
+    mp0[2]["weight"] = 0.0;
+    const auto without = run(method, make_job({150000}, 3, 0, mp0), in);
+    size_t differ = 0;
+    for (size_t i = 0; i < merged.size(); ++i) differ += merged[i] != without[i];
+    EXPECT_GT(differ, merged.size() / 2) << method << ": model 2 must still count in the merge";
+  }
+}
+
 TEST(MethodProperties, DareAtDensityOneIsItsLinearCounterpart) {
   auto in = random_models(4, 150000, 6);
   std::vector<Params> mp = {{}, {{"weight", 0.9}, {"density", 1.0}}, {{"weight", 0.4}, {"density", 1.0}},
