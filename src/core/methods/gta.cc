@@ -550,15 +550,21 @@ void GtaMerger::accumulate_select(uint64_t begin, uint64_t count_all, std::span<
       bool b = m.drop_top && m.drop_top->stage() != TopSelector::kDone;
       if (!a && !b) continue;
       if (shares_first_pass(m)) b = false;  // finish_pass copies keep_top's histogram
-      // Breadcrumbs' two windows: one scan of the whole block for both.
+      // One cut (ties), or breadcrumbs' two windows: the keys computed in the scan of the
+      // whole block (long scans amortize the window's tables, window_scan.cc).
+      const X* xb = in[m.input] + (first - begin);
+      const X* bb = in[base_] + (first - begin);
+      if (a && !b) {
+        m.keep_top->observe_delta(locals[2 * k], blk, first, xb, bb, count);
+        continue;
+      }
       if (a && b &&
-          TopSelector::observe_delta_pair(*m.keep_top, locals[2 * k], *m.drop_top, locals[2 * k + 1], blk,
-                                          in[m.input] + (first - begin), in[base_] + (first - begin), count))
+          TopSelector::observe_delta_pair(*m.keep_top, locals[2 * k], *m.drop_top, locals[2 * k + 1], blk, xb, bb,
+                                          count))
         continue;
       for_each_tile(first - begin, count, [&](uint64_t off, uint64_t n) {
         const X* x = in[m.input] + off;
         const X* bx = in[base_] + off;
-        if (a && !b) return m.keep_top->observe_delta(locals[2 * k], blk, begin + off, x, bx, n);
         delta_keys_only(x, bx, n, keys.data());
         if (a) m.keep_top->observe(locals[2 * k], blk, begin + off, keys.data(), n);
         if (b) m.drop_top->observe(locals[2 * k + 1], blk, begin + off, keys.data(), n);
