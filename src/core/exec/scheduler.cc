@@ -267,7 +267,7 @@ class Scheduler {
     for (uint64_t at = 0; at < range.count; at += block) {
       const uint64_t cnt = std::min(block, range.count - at);
       if (bf16) {
-        read += read_bf16(task, pass, range.begin + at, cnt, block, buf);
+        read += read_bf16(task, pass, merging, range.begin + at, cnt, block, buf);
         const Bf16Chunk chunk{range.begin + at, cnt, std::span<const uint16_t* const>(buf.raw_ptrs.data(), n)};
         if (!merging) {
           task.merger->accumulate_bf16(pass, chunk);
@@ -321,18 +321,18 @@ class Scheduler {
     from_f32(pt.out_dtype, out, dst, chunk.count);
   }
 
-  // Points buf.raw_ptrs at the stored bf16 bits of elements [begin, begin + count) of
-  // every input: in the resident copy when there is one (read into it by pass 0), else
-  // read into buf.raw (`block` elements per input). Returns the bytes read.
   // Whether this pass reads input i: merges and resident copies read every input.
   static bool reads_input(const TensorTask& task, int pass, bool merging, size_t i) {
     return merging || !task.resident.empty() || task.merger->pass_reads(pass, i);
   }
 
-  static uint64_t read_bf16(TensorTask& task, int pass, uint64_t begin, uint64_t count, uint64_t block,
-                            WorkerBuffers& buf) {
+  // Points buf.raw_ptrs at the stored bf16 bits of elements [begin, begin + count) of
+  // every input the pass reads (the others: null): in the resident copy when there is one
+  // (read into it by pass 0), else read into buf.raw (`block` elements per input).
+  // Returns the bytes read.
+  static uint64_t read_bf16(TensorTask& task, int pass, bool merging, uint64_t begin, uint64_t count,
+                            uint64_t block, WorkerBuffers& buf) {
     uint64_t read = 0;
-    const bool merging = pass + 1 == task.passes;
     for (size_t i = 0; i < task.inputs.size(); ++i) {
       if (!reads_input(task, pass, merging, i)) {
         buf.raw_ptrs[i] = nullptr;

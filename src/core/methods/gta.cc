@@ -667,7 +667,7 @@ bool GtaMerger::band_tile_bf16(uint64_t g, size_t n, uint64_t off, std::span<con
     cuts[k].w = m.weight;
     cuts[k].s = m.scale;
     if (!m.sparsified) continue;  // every key kept: w * (d * s), as weigh() with s = 1
-    if (kind_.sparsifier != Sparsifier::Outliers || !m.keep_top || !m.drop_top) return false;
+    if (!m.keep_top || !m.drop_top) return false;
     const TopCut &keep = m.keep_top->cut(), &drop = m.drop_top->cut();
     // plain_cut assumes every key of the tile may equal T; a rank cut a few tiles ahead
     // usually has only its few equal keys here (bf16 task vectors: 10-30 a tile): all

@@ -467,14 +467,36 @@ AMALGAM_SIMD_CLONES void pack_rank_items(const uint32_t* __restrict keys, size_t
   for (size_t i = 0; i < C; ++i) items[i] = ((keys[i] >> shift) << pb) | static_cast<uint32_t>(i);
 }
 
+// rank_lookup_packed's sweep over the sorted items [from, C): out[position * stride] =
+// table[rank], and with `check` whether some neighbours with equal truncated keys have
+// their full keys out of order (item from - 1 is the first one's neighbour).
+bool lookup_items(const uint32_t* keys, const uint32_t* items, size_t from, size_t C, unsigned pb, bool check,
+                  const float* table, float* out, size_t stride) {
+  const uint32_t pos_mask = (uint32_t{1} << pb) - 1;
+  if (!check) {
+    for (size_t q = from; q < C; ++q) out[(items[q] & pos_mask) * stride] = table[q];
+    return false;
+  }
+  uint32_t misordered = 0;
+  uint32_t prev_item = items[from == 0 ? 0 : from - 1];  // item 0's neighbour is itself
+  uint32_t prev_key = keys[prev_item & pos_mask];
+  for (size_t q = from; q < C; ++q) {
+    const uint32_t pos = items[q] & pos_mask, key = keys[pos];
+    misordered |= static_cast<uint32_t>((items[q] >> pb) == (prev_item >> pb)) & static_cast<uint32_t>(key < prev_key);
+    prev_item = items[q];
+    prev_key = key;
+    out[pos * stride] = table[q];
+  }
+  return misordered != 0;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// rank_lookup_packed's sweep for stride 1, 16 sorted items at a time: out[position] =
-// table[rank] by a scatter, and with `check` one gather of the items' full keys, compared
-// with their neighbours' (the previous vector's last lane carried over). True when some
-// neighbours with equal truncated keys have their full keys out of order.
+// lookup_items for stride 1, 16 sorted items at a time: out[position] = table[rank] by a
+// scatter, and with `check` one gather of the items' full keys, compared with their
+// neighbours' (the previous vector's last lane carried over).
 __attribute__((target("avx512f"))) static bool lookup_items_avx512(const uint32_t* keys, const uint32_t* items,
                                                                    size_t C, unsigned pb, bool check,
                                                                    const float* table, float* out) {
@@ -500,29 +522,20 @@ __attribute__((target("avx512f"))) static bool lookup_items_avx512(const uint32_
     }
     prev_it = it;
   }
-  uint32_t misordered = mis != 0;
-  uint32_t prev_item = q ? items[q - 1] : items[0];
-  uint32_t prev_key = keys[prev_item & pos_mask];
-  for (; q < C; ++q) {
-    const uint32_t pos = items[q] & pos_mask, key = keys[pos];
-    misordered |= static_cast<uint32_t>((items[q] >> pb) == (prev_item >> pb)) & static_cast<uint32_t>(key < prev_key);
-    prev_item = items[q];
-    prev_key = key;
-    out[pos] = table[q];
-  }
-  return check && misordered;
+  const bool tail_misordered = lookup_items(keys, items, q, C, pb, check, table, out, 1);
+  return mis != 0 || tail_misordered;
 }
 #pragma GCC diagnostic pop
 #else
-static bool lookup_items_avx512(const uint32_t*, const uint32_t*, size_t, unsigned, bool, const float*, float*) {
-  return false;
+static bool lookup_items_avx512(const uint32_t* keys, const uint32_t* items, size_t C, unsigned pb, bool check,
+                                const float* table, float* out) {
+  return lookup_items(keys, items, 0, C, pb, check, table, out, 1);
 }
 #endif
 
 void rank_lookup_packed(const uint32_t* keys, size_t C, const float* table, float* out, size_t stride,
                         RankScratch& s) {
   const unsigned pb = static_cast<unsigned>(64 - __builtin_clzll(static_cast<uint64_t>(C - 1)));
-  const uint32_t pos_mask = (uint32_t{1} << pb) - 1;
   const uint32_t all = or_keys(keys, C);
   const unsigned key_bits = all == 0 ? 0 : static_cast<unsigned>(32 - __builtin_clz(all));
   const unsigned shift = key_bits + pb > 32 ? key_bits + pb - 32 : 0;
@@ -534,27 +547,10 @@ void rank_lookup_packed(const uint32_t* keys, size_t C, const float* table, floa
   // No key lost a set bit: the packed keys order exactly like the keys (the usual case
   // for bf16 task vectors: 45% of this function's time went to the check below).
   const bool exact = (all & ((uint32_t{1} << shift) - 1)) == 0;
-  if (stride == 1 && cpu_has_avx512f()) {
-    if (lookup_items_avx512(keys, items, C, pb, !exact, table, out)) {
-      order_keys(keys, C, s);
-      for (size_t q = 0; q < C; ++q) out[static_cast<uint32_t>(s.items[q])] = table[q];
-    }
-    return;
-  }
-  if (exact) {
-    for (size_t q = 0; q < C; ++q) out[(items[q] & pos_mask) * stride] = table[q];
-    return;
-  }
-  // Looked up and checked in one sweep; redone from a full sort if misordered.
-  uint32_t misordered = 0;
-  uint32_t prev_key = keys[items[0] & pos_mask];
-  out[(items[0] & pos_mask) * stride] = table[0];
-  for (size_t q = 1; q < C; ++q) {
-    const uint32_t pos = items[q] & pos_mask, key = keys[pos];
-    misordered |= static_cast<uint32_t>((items[q] >> pb) == (items[q - 1] >> pb)) & static_cast<uint32_t>(key < prev_key);
-    prev_key = key;
-    out[pos * stride] = table[q];
-  }
+  const bool misordered = stride == 1 && cpu_has_avx512f()
+                              ? lookup_items_avx512(keys, items, C, pb, !exact, table, out)
+                              : lookup_items(keys, items, 0, C, pb, !exact, table, out, stride);
+  // Redone from a full sort if misordered.
   if (misordered) {
     order_keys(keys, C, s);
     for (size_t q = 0; q < C; ++q) out[static_cast<uint32_t>(s.items[q]) * stride] = table[q];
